@@ -1,0 +1,187 @@
+"""The contracts between the toolkit and its plugins (DESIGN.md section 4).
+
+Each plugin kind has an abstract base here. A plugin subclasses it, declares a ``Params``
+dataclass and ``api_version = toolkit.API_VERSION``, and is constructed as ``cls(params)``.
+Shapes: ``B`` batch, ``T`` samples, ``F`` frames, ``L`` tokens, ``D`` model width.
+Components are plain ``nn.Module``s: training logic lives in toolkit's Lightning modules,
+which call :meth:`Trainable.training_losses`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class Trainable(ABC):
+    """A component that a generic toolkit stage (``tokenizer``, ``decoder``) can train."""
+
+    @abstractmethod
+    def training_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Losses for one batch; must contain ``"loss"`` (the scalar optimised).
+
+        ``batch`` holds ``wav[B,T]`` float at :attr:`sample_rate`, ``lengths[B]`` (samples),
+        ``text: list[str]`` and ``speaker: list[str]``. Other scalar entries are logged.
+        """
+
+
+class SpeechTokenizer(nn.Module, Trainable):
+    """Waveform -> discrete speech codes."""
+
+    sample_rate: int
+    """Input sample rate in Hz."""
+    frame_rate: float
+    """Codes per second."""
+    codebook_size: int
+    """Number of distinct codes (``0 .. codebook_size - 1``)."""
+
+    @abstractmethod
+    def encode(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``wav[B,T]`` float at ``sample_rate``, ``lengths[B]`` -> ``codes[B,L]`` long,
+        ``code_lengths[B]`` (entries past a length are undefined)."""
+
+    def stream_encoder(self) -> "StreamingEncoder":
+        """A stateful encoder whose concatenated chunk outputs equal :meth:`encode`."""
+        raise NotImplementedError(f"{type(self).__name__} has no streaming encoder")
+
+
+class StreamingEncoder(ABC):
+    """Chunked encoding of one stream: ``push(wav[T_chunk]) -> codes[L_chunk]``."""
+
+    @abstractmethod
+    def push(self, wav: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def flush(self) -> Tensor: ...
+
+
+@dataclass
+class VoicePrompt:
+    """A reference voice: ``mel[F,n_mels]`` of the clip, ``codes[L]``, ``speaker[E]`` embedding."""
+
+    mel: Tensor | None = None
+    codes: Tensor | None = None
+    speaker: Tensor | None = None
+
+
+class Decoder(nn.Module, Trainable):
+    """Speech codes -> waveform, in the voice of an optional prompt."""
+
+    sample_rate: int
+    frame_rate: float
+    """Codes per second the decoder expects (must equal the tokenizer's)."""
+
+    @abstractmethod
+    def decode(self, codes: Tensor, prompt: VoicePrompt | None = None,
+               lengths: Tensor | None = None) -> Tensor:
+        """``codes[B,L]`` long -> ``wav[B,T]`` float at ``sample_rate``."""
+
+    def make_prompt(self, wav: Tensor, codes: Tensor | None = None) -> VoicePrompt:
+        """Build a :class:`VoicePrompt` from a reference clip ``wav[T]``."""
+        raise NotImplementedError(f"{type(self).__name__} takes no voice prompt")
+
+    def stream_decoder(self, prompt: VoicePrompt | None = None) -> "StreamingDecoder":
+        raise NotImplementedError(f"{type(self).__name__} has no streaming decoder")
+
+
+class StreamingDecoder(ABC):
+    """Chunked synthesis of one stream: ``push(codes[L_chunk]) -> wav[T_chunk]``."""
+
+    @abstractmethod
+    def push(self, codes: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def flush(self) -> Tensor: ...
+
+
+class Trunk(nn.Module):
+    """A decoder-only text LM whose parts the splitter can take apart.
+
+    Attributes the splitter relies on:
+      ``embed_tokens``: ``nn.Embedding[V,D]``; ``layers``: ``nn.ModuleList`` of blocks, each
+      called as ``block(x[B,L,D], ctx) -> x[B,L,D]`` with a :class:`toolkit.nn.AttentionContext`;
+      ``norm``: final norm; ``lm_head``: ``nn.Linear[D,V]`` (may share the embedding weight);
+      ``config``: a :class:`TrunkConfig`; ``text_tokenizer``: a :class:`TextTokenizer` or None.
+    """
+
+    config: "TrunkConfig"
+    embed_tokens: nn.Embedding
+    layers: nn.ModuleList
+    norm: nn.Module
+    lm_head: nn.Linear
+
+    @abstractmethod
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                cache: Any = None) -> Tensor:
+        """``input_ids[B,L]``, ``attention_mask[B,S]`` (1 = real token, S = cached + L)
+        -> ``logits[B,L,V]``."""
+
+    @abstractmethod
+    def make_context(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                     cache: Any = None) -> Any:
+        """The :class:`toolkit.nn.AttentionContext` (positions, masks, cache) for a forward."""
+
+
+@dataclass
+class TrunkConfig:
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    max_position: int
+    model_type: str = "llama"
+    reserved_token_ids: tuple[int, ...] = ()
+    """Ids of unused special tokens a splitter may claim (for ``sosp`` / ``modality_pad``)."""
+
+
+class TextTokenizer(ABC):
+    """Text <-> ids, with the trunk's chat template."""
+
+    eos_ids: tuple[int, ...]
+    pad_id: int
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]: ...
+
+    @abstractmethod
+    def decode(self, ids: list[int]) -> str: ...
+
+    @abstractmethod
+    def chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> list[int]:
+        """Ids of ``messages`` (``{"role", "content"}``) in the trunk's chat template."""
+
+
+class SpeechDataset(ABC):
+    """A corpus: prepares manifests (JSONL, one utterance a line) in a folder."""
+
+    @abstractmethod
+    def prepare(self, root: Path) -> dict[str, Path]:
+        """Write (or reuse) the corpus under ``root``; return manifest name -> JSONL path."""
+
+    def examples(self, root: Path, manifest: str) -> Iterator[dict[str, Any]]:
+        """The entries of one prepared manifest (``audio_filepath``, ``text``, ``split``, ...)."""
+        import json
+
+        with open(self.prepare(root)[manifest], encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def no_grad_params(module: nn.Module) -> None:
+    """Freeze every parameter of ``module``."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+
+
+__all__ = ["Trainable", "SpeechTokenizer", "StreamingEncoder", "VoicePrompt", "Decoder",
+           "StreamingDecoder", "Trunk", "TrunkConfig", "TextTokenizer", "SpeechDataset",
+           "no_grad_params", "torch"]

@@ -1,0 +1,88 @@
+"""Choose the attention implementation: Triton on CUDA, SDPA elsewhere, or as forced."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import repeat
+from torch import Tensor
+
+from toolkit.errors import ToolkitError
+
+Backend = Literal["auto", "triton", "sdpa"]
+_backend: Backend = "auto"
+
+
+def set_backend(backend: Backend) -> None:
+    """Set the process-wide default backend (the recipe's ``kernels.attention``)."""
+    global _backend
+    if backend not in ("auto", "triton", "sdpa"):
+        raise ToolkitError(f"unknown attention backend '{backend}'; choose auto, triton or sdpa")
+    _backend = backend
+
+
+def get_backend() -> Backend:
+    return _backend
+
+
+def attention_mask(key_padding: Tensor | None, q_len: int, k_len: int,
+                   device: torch.device) -> Tensor:
+    """Boolean mask ``[B|1, 1, L, S]`` (True = attend): causal with the queries being the last
+    ``q_len`` of ``k_len`` keys, and padded keys removed. A row with nothing to attend to
+    (a padding query under left padding) attends everywhere instead, so outputs stay finite."""
+    q_pos = torch.arange(k_len - q_len, k_len, device=device)
+    mask = q_pos[:, None] >= torch.arange(k_len, device=device)[None, :]
+    mask = mask[None, None]
+    if key_padding is not None:
+        mask = mask & key_padding[:, None, None, :].bool()
+        mask = mask | ~mask.any(dim=-1, keepdim=True)
+    return mask
+
+
+def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, key_padding: Tensor | None = None,
+                   scale: float | None = None) -> Tensor:
+    """Causal GQA attention with PyTorch's SDPA: ``q[B,H,L,d]``, ``k,v[B,Hkv,S,d]`` -> ``[B,H,L,d]``."""
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1:
+        k = repeat(k, "b h s d -> b (h g) s d", g=groups)
+        v = repeat(v, "b h s d -> b (h g) s d", g=groups)
+    L, S = q.shape[2], k.shape[2]
+    if key_padding is None and L == S:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    mask = attention_mask(key_padding, L, S, q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, key_padding: Tensor | None = None,
+              scale: float | None = None, backend: Backend | None = None) -> Tensor:
+    """Causal attention with grouped KV heads.
+
+    Args:
+        q: ``[B, H, L, d]`` queries; they are the last ``L`` positions of the ``S`` keys.
+        k, v: ``[B, Hkv, S, d]`` with ``H % Hkv == 0`` (query head ``h`` reads KV head
+            ``h // (H // Hkv)``, so several branches folded into the head axis stay separate).
+        key_padding: ``[B, S]`` bool, True where the key is a real token.
+    Returns:
+        ``[B, H, L, d]``.
+    """
+    choice = backend or _backend
+    if choice not in ("auto", "triton", "sdpa"):
+        raise ToolkitError(f"unknown attention backend '{choice}'; choose auto, triton or sdpa")
+    if choice == "triton" or (choice == "auto" and q.is_cuda and _triton_ok()):
+        try:
+            from toolkit.kernels.triton_attention import flash_attention
+        except ImportError as err:
+            raise ToolkitError(f"attention backend 'triton' is unavailable ({err}); install "
+                               "triton or use kernels.attention: sdpa") from None
+        return flash_attention(q, k, v, key_padding=key_padding, scale=scale)
+    return sdpa_attention(q, k, v, key_padding=key_padding, scale=scale)
+
+
+def _triton_ok() -> bool:
+    try:
+        import toolkit.kernels.triton_attention  # noqa: F401
+    except ImportError:
+        return False
+    return True
