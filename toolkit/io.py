@@ -54,13 +54,14 @@ def read_json(path: str | Path) -> Any:
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> Path:
     """Write a safetensors file atomically. Shared storage is copied so any state_dict works."""
-    flat = {k: v.detach().contiguous().clone() if _shares(v) else v.detach().contiguous()
-            for k, v in tensors.items()}
+    flat, seen = {}, set()
+    for key, value in tensors.items():
+        value = value.detach().contiguous()
+        storage = value.untyped_storage()
+        shared = storage.data_ptr() in seen or storage.nbytes() != value.numel() * value.element_size()
+        seen.add(storage.data_ptr())
+        flat[key] = value.clone() if shared else value  # tied weights and views are stored apart
     return atomic_write(path, lambda p: save_file(flat, str(p), metadata=metadata))
-
-
-def _shares(t: torch.Tensor) -> bool:
-    return t.untyped_storage().nbytes() != t.numel() * t.element_size()
 
 
 def load_tensors(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
