@@ -12,6 +12,7 @@ from torch import Tensor
 from toolkit.errors import ToolkitError
 
 Backend = Literal["auto", "triton", "sdpa"]
+_SDPA_HAS_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
 _backend: Backend = "auto"
 
 
@@ -45,14 +46,23 @@ def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, key_padding: Tensor | None =
                    scale: float | None = None) -> Tensor:
     """Causal GQA attention with PyTorch's SDPA: ``q[B,H,L,d]``, ``k,v[B,Hkv,S,d]`` -> ``[B,H,L,d]``."""
     groups = q.shape[1] // k.shape[1]
+    if groups > 1 and not q.is_cuda and _SDPA_HAS_GQA:
+        # On the CPU SDPA groups heads itself without copying KV (less memory, no slower);
+        # on CUDA that would push masked calls off the memory-efficient kernel: repeat there.
+        return _sdpa(q, k, v, key_padding, scale, enable_gqa=True)
     if groups > 1:
         k = repeat(k, "b h s d -> b (h g) s d", g=groups)
         v = repeat(v, "b h s d -> b (h g) s d", g=groups)
+    return _sdpa(q, k, v, key_padding, scale)
+
+
+def _sdpa(q: Tensor, k: Tensor, v: Tensor, key_padding: Tensor | None, scale: float | None,
+          **extra: bool) -> Tensor:
     L, S = q.shape[2], k.shape[2]
     if key_padding is None and L == S:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, **extra)
     mask = attention_mask(key_padding, L, S, q.device)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, **extra)
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, key_padding: Tensor | None = None,
