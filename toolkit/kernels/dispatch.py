@@ -61,6 +61,8 @@ def _sdpa(q: Tensor, k: Tensor, v: Tensor, key_padding: Tensor | None, scale: fl
     L, S = q.shape[2], k.shape[2]
     if key_padding is None and L == S:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, **extra)
+    if key_padding is None and L == 1:  # one decoding step sees every key: no mask to build
+        return F.scaled_dot_product_attention(q, k, v, scale=scale, **extra)
     mask = attention_mask(key_padding, L, S, q.device)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, **extra)
 
