@@ -1,0 +1,97 @@
+"""Codec benchmark: ``python benchmarks/codec.py RUN_DIR [--n 40] [--split test] [--threads 1]``.
+
+For a run's trained tokenizer + decoder, on held-out utterances of the run's corpus: the ASR
+judge's WER on resynthesised speech (audio -> codes -> decoder -> judge) next to its WER on
+the original audio, codebook perplexity and usage, encode and decode real-time factors
+(seconds of compute per second of audio; < 0.2 means faster than 5x real time) and the
+first-chunk latency of streaming decoding. Prints a table and writes ``codec_benchmark.json``
+into the run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+
+
+def held_out(run: Path, split: str, n: int) -> list[tuple[str, torch.Tensor]]:
+    from toolkit.data.audio import load_audio
+    from toolkit.data.manifest import read_manifest
+    from toolkit.stages.tokenizer import corpus_manifest
+
+    corpus = run / "corpus"
+    rows = [r for r in read_manifest(corpus_manifest(corpus)) if r.get("split") == split][:n]
+    if not rows:
+        raise SystemExit(f"{corpus}: no '{split}' utterances")
+    return [(r["text"], load_audio(corpus / r["audio_filepath"], 16000)) for r in rows]
+
+
+def first_chunk_latency(tokenizer, decoder, wav: torch.Tensor) -> tuple[float, float]:
+    """Streaming both ends with input fed 20 ms at a time: (compute seconds until the first
+    synthesized samples, seconds of input audio consumed by then = algorithmic latency)."""
+    start = time.perf_counter()
+    enc, dec = tokenizer.stream_encoder(), decoder.stream_decoder(None)
+    step = 320  # 20 ms of input at a time
+    for i in range(0, len(wav), step):
+        out = dec.push(enc.push(wav[i:i + step]))
+        if out.numel():
+            return time.perf_counter() - start, (i + step) / 16000
+    dec.push(enc.flush())
+    dec.flush()
+    return time.perf_counter() - start, len(wav) / 16000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(args.threads)
+    from toolkit.eval import Judge, wer
+    from toolkit.stages.decoder import load_trained as load_decoder
+    from toolkit.stages.tokenizer import load_trained as load_tokenizer
+    from toolkit.io import write_json
+
+    run = Path(args.run_dir)
+    tokenizer, decoder = load_tokenizer(run), load_decoder(run)
+    clips = held_out(run, args.split, args.n)
+    judge = Judge()
+    seconds = sum(len(w) for _, w in clips) / 16000
+    t_enc = t_dec = 0.0
+    resynth, counts = [], torch.zeros(tokenizer.codebook_size)
+    with torch.no_grad():
+        for _, wav in clips:
+            t = time.perf_counter()
+            codes, _ = tokenizer.encode(wav[None])
+            t_enc += time.perf_counter() - t
+            counts += torch.bincount(codes[0], minlength=tokenizer.codebook_size).float()
+            t = time.perf_counter()
+            resynth.append(decoder.decode(codes)[0][: len(wav)])
+            t_dec += time.perf_counter() - t
+        latency = first_chunk_latency(tokenizer, decoder, clips[0][1])
+    refs = [text for text, _ in clips]
+    wer_orig = wer(refs, judge.transcribe([w for _, w in clips], 16000))
+    wer_resynth = wer(refs, judge.transcribe(resynth, decoder.sample_rate))
+    probs = counts / counts.sum()
+    perplexity = math.exp(float(-(probs * probs.clamp(min=1e-10).log()).sum()))
+    result = {"utterances": len(clips), "audio_seconds": seconds, "wer_original": wer_orig,
+              "wer_resynth": wer_resynth, "perplexity": perplexity,
+              "usage": float((counts > 0).float().mean()), "rtf_encode": t_enc / seconds,
+              "rtf_decode": t_dec / seconds, "first_chunk_compute_s": latency[0],
+              "first_chunk_audio_s": latency[1],
+              "threads": args.threads}
+    write_json(run / "codec_benchmark.json", result)
+    print(f"| metric | value |\n|---|---|")
+    for key, value in result.items():
+        print(f"| {key} | {value:.3f} |" if isinstance(value, float) else f"| {key} | {value} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""``flow_vocoder``: codes -> mel by conditional flow matching, mel -> waveform by an ISTFT vocoder.
+
+Tokens are embedded, repeated to the mel rate (``100 / frame_rate`` frames each) and smoothed;
+a ConvNeXt estimator, conditioned on them, on a voice prompt's mel (an in-context prefix, as
+in CosyVoice) and on a speaker embedding, integrates the flow from Gaussian noise to mel with
+Euler steps and classifier-free guidance. The noise of frame ``i`` is fixed (a seeded table),
+so chunked (streaming) synthesis with lookahead stays close to whole-utterance synthesis.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import Tensor, nn
+
+import toolkit
+from toolkit.audio_features import mel_for_vocoder
+from toolkit.contracts import Decoder, StreamingDecoder, VoicePrompt
+from toolkit.errors import ToolkitError
+
+from .nets import ConvNeXtBlock, FlowEstimator, ISTFTVocoder, SpeakerEncoder, multi_resolution_stft_loss
+
+MEL_MEAN, MEL_SCALE = -2.5, 2.0
+"""Flow-space mel = (log10-mel - MEL_MEAN) / MEL_SCALE (roughly unit range)."""
+
+
+@dataclass
+class FlowVocoderParams:
+    codebook_size: int = 1024
+    """Must equal the tokenizer's (the decoder stage sets it from the trained tokenizer)."""
+    frame_rate: float = 12.5
+    """Codes per second; ``100 / frame_rate`` mel frames per code."""
+    dim: int = 192
+    flow_layers: int = 6
+    token_layers: int = 2
+    vocoder_dim: int = 192
+    vocoder_layers: int = 6
+    n_mels: int = 80
+    n_fft: int = 640
+    steps: int = 10
+    """Euler steps at inference."""
+    cfg_scale: float = 0.5
+    """Classifier-free guidance weight w: v = (1 + w) v_cond - w v_uncond (0 = off)."""
+    cfg_dropout: float = 0.2
+    prompt_probability: float = 0.5
+    """Training: chance that a random prefix (up to 30 %) of the utterance is given as prompt."""
+    vocoder_segment: int = 48
+    """Training: mel frames per random vocoder segment."""
+    mel_loss_weight: float = 1.0
+    chunk_tokens: int = 8
+    """Streaming: tokens synthesised per step."""
+    context_tokens: int = 12
+    lookahead_tokens: int = 2
+    seed: int = 1234
+
+
+class FlowVocoder(Decoder):
+    """``decode(codes[B,L], prompt, lengths) -> wav[B, L * 16000 / frame_rate]`` at 16 kHz."""
+
+    Params = FlowVocoderParams
+    api_version = toolkit.API_VERSION
+    sample_rate = 16000
+
+    def __init__(self, params: FlowVocoderParams) -> None:
+        super().__init__()
+        self.params = p = params
+        self.mel = mel_for_vocoder(self.sample_rate, 160, p.n_mels, p.n_fft)
+        ratio = 100.0 / p.frame_rate
+        if abs(ratio - round(ratio)) > 1e-6:
+            raise ToolkitError(f"flow_vocoder: frame_rate {p.frame_rate} must divide 100 mel frames/s")
+        self.frame_rate, self.upsample = p.frame_rate, int(round(ratio))
+        self.embed = nn.Embedding(p.codebook_size + 1, p.dim)  # last row: "no token" for CFG
+        self.smooth = nn.ModuleList(ConvNeXtBlock(p.dim) for _ in range(p.token_layers))
+        self.speaker = SpeakerEncoder(p.n_mels, p.dim)
+        self.estimator = FlowEstimator(p.n_mels, p.dim, p.flow_layers)
+        self.vocoder = ISTFTVocoder(p.n_mels, p.vocoder_dim, p.vocoder_layers, p.n_fft, 160)
+        noise = torch.randn(4096, p.n_mels, generator=torch.Generator().manual_seed(p.seed))
+        self.register_buffer("noise_table", noise, persistent=False)
+
+    # -- pieces ------------------------------------------------------------------------
+    def token_features(self, codes: Tensor) -> Tensor:
+        """``codes[B,L]`` (codebook_size = no token) -> ``mu[B, L*upsample, D]``."""
+        h = repeat(self.embed(codes), "b l d -> b d (l r)", r=self.upsample)
+        for block in self.smooth:
+            h = block(h)
+        return rearrange(h, "b d f -> b f d")
+
+    def noise(self, start: int, frames: int, batch: int) -> Tensor:
+        """The fixed noise of frames ``start .. start+frames`` -> ``[B,frames,M]``."""
+        idx = torch.arange(start, start + frames, device=self.noise_table.device) % len(self.noise_table)
+        return repeat(self.noise_table[idx], "f m -> b f m", b=batch)
+
+    def log_mel(self, wav: Tensor) -> Tensor:
+        """``wav[B,T]`` -> flow-space mel ``[B, T // 160, M]``."""
+        return (self.mel(wav) - MEL_MEAN) / MEL_SCALE
+
+    def make_prompt(self, wav: Tensor, codes: Tensor | None = None) -> VoicePrompt:
+        """Reference clip ``wav[T]`` (16 kHz) [+ its ``codes[L]``] -> VoicePrompt. With codes the
+        prompt is also an in-context prefix; without, only its speaker embedding is used."""
+        mel = self.log_mel(wav.reshape(1, -1).float())[0]
+        if codes is not None:
+            frames = min(len(codes) * self.upsample, mel.shape[0]) // self.upsample
+            codes, mel = codes[:frames], mel[: frames * self.upsample]
+        with torch.no_grad():
+            speaker = self.speaker(mel[None])[0]
+        return VoicePrompt(mel=mel, codes=codes, speaker=speaker)
+
+    # -- inference ---------------------------------------------------------------------
+    @torch.no_grad()
+    def generate_mel(self, codes: Tensor, prompt: VoicePrompt | None = None,
+                     start_frame: int = 0) -> Tensor:
+        """``codes[B,L]`` -> flow-space mel ``[B, L*upsample, M]`` (Euler + CFG)."""
+        b = codes.shape[0]
+        n_prompt = 0
+        if prompt is not None and prompt.codes is not None and len(prompt.codes):
+            codes = torch.cat([repeat(prompt.codes.to(codes), "l -> b l", b=b), codes], 1)
+            n_prompt = prompt.mel.shape[0]
+        frames = codes.shape[1] * self.upsample
+        known = torch.zeros(b, frames, dtype=torch.bool, device=codes.device)
+        known[:, :n_prompt] = True
+        given = torch.zeros(b, frames, self.params.n_mels, device=codes.device)
+        if n_prompt:
+            given[:, :n_prompt] = prompt.mel.to(given)
+        speaker = self.speaker_embedding(prompt, b, codes.device)
+        mu = self.token_features(codes)
+        mu_null = self.token_features(torch.full_like(codes, self.params.codebook_size))
+        x = torch.cat([self.noise(-n_prompt % len(self.noise_table), n_prompt, b),
+                       self.noise(start_frame, frames - n_prompt, b)], 1)
+        w, steps = self.params.cfg_scale, self.params.steps
+        for i in range(steps):
+            t = torch.full((b,), i / steps, device=x.device)
+            if w > 0:
+                v_c, v_u = self.estimator(torch.cat([x, x]), torch.cat([t, t]), torch.cat([mu, mu_null]),
+                                          torch.cat([given, given]), torch.cat([known, known]),
+                                          torch.cat([speaker, speaker])).chunk(2)
+                v = (1 + w) * v_c - w * v_u
+            else:
+                v = self.estimator(x, t, mu, given, known, speaker)
+            x = x + v / steps
+        return x[:, n_prompt:]
+
+    def speaker_embedding(self, prompt: VoicePrompt | None, batch: int, device: torch.device) -> Tensor:
+        if prompt is None or prompt.speaker is None:
+            return torch.zeros(batch, self.params.dim, device=device)
+        return repeat(prompt.speaker.to(device), "d -> b d", b=batch)
+
+    @torch.no_grad()
+    def vocode(self, mel: Tensor) -> Tensor:
+        """Flow-space ``mel[B,F,M]`` -> ``wav[B, F*160]``."""
+        return self.vocoder(mel * MEL_SCALE + MEL_MEAN)
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor, prompt: VoicePrompt | None = None,
+               lengths: Tensor | None = None) -> Tensor:
+        """``codes[B,L]`` -> ``wav[B, L * samples_per_code]``; samples past a length are zeroed."""
+        if codes.numel() == 0:
+            return torch.zeros(codes.shape[0], 0)
+        if int(codes.max()) >= self.params.codebook_size or int(codes.min()) < 0:
+            raise ToolkitError(f"flow_vocoder: codes must be in 0..{self.params.codebook_size - 1}")
+        wav = self.vocode(self.generate_mel(codes.long(), prompt))
+        if lengths is not None:
+            keep = torch.arange(wav.shape[1], device=wav.device)[None] < (lengths * self.samples_per_code)[:, None]
+            wav = wav * keep
+        return wav
+
+    @property
+    def samples_per_code(self) -> int:
+        return self.upsample * 160
+
+    def stream_decoder(self, prompt: VoicePrompt | None = None) -> StreamingDecoder:
+        from .streaming import ChunkedDecoder
+
+        return ChunkedDecoder(self, prompt)
+
+    # -- training ----------------------------------------------------------------------
+    def training_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Needs ``batch["codes"][B,L]`` (the decoder stage adds the frozen tokenizer's codes)."""
+        wav, codes = batch["wav"].float(), batch["codes"].long()
+        frames = codes.shape[1] * self.upsample
+        wav = F.pad(wav, (0, max(0, frames * 160 - wav.shape[1])))[:, : frames * 160]
+        mel = self.log_mel(wav)
+        valid = torch.arange(frames, device=wav.device)[None] < (batch["lengths"] // 160)[:, None]
+        flow = self.flow_loss(codes, mel, valid)
+        voc = self.vocoder_loss(wav, mel, valid)
+        return {"loss": flow + voc["vocoder"], "flow": flow.detach(),
+                **{k: v.detach() for k, v in voc.items()}}
+
+    def flow_loss(self, codes: Tensor, mel: Tensor, valid: Tensor) -> Tensor:
+        b, frames, _ = mel.shape
+        known = torch.zeros_like(valid)
+        for i in range(b):
+            if random.random() < self.params.prompt_probability:
+                n_valid = int(valid[i].sum())
+                known[i, : int(n_valid * 0.3 * random.random())] = True
+        drop = torch.rand(b, device=mel.device) < self.params.cfg_dropout
+        codes = torch.where(drop[:, None], torch.full_like(codes, self.params.codebook_size), codes)
+        spk_mask = valid & (torch.rand(b, 1, device=mel.device) < 0.5 + 0.5 * torch.rand(b, frames))
+        speaker = self.speaker(mel, spk_mask) * (~drop[:, None]).float()
+        x1, x0 = mel, torch.randn_like(mel)
+        t = torch.rand(b, device=mel.device)
+        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
+        given = mel * known[..., None]
+        v = self.estimator(xt, t, self.token_features(codes), given, known, speaker)
+        weight = (valid & ~known).float()[..., None]
+        return ((v - (x1 - x0)).pow(2) * weight).sum() / (weight.sum() * mel.shape[-1]).clamp(min=1)
+
+    def vocoder_loss(self, wav: Tensor, mel: Tensor, valid: Tensor) -> dict[str, Tensor]:
+        seg = min(self.params.vocoder_segment, mel.shape[1])
+        starts = [random.randint(0, max(0, int(v.sum()) - seg)) for v in valid]
+        mel_seg = torch.stack([m[s: s + seg] for m, s in zip(mel, starts)])
+        wav_seg = torch.stack([w[s * 160: (s + seg) * 160] for w, s in zip(wav, starts)])
+        pred = self.vocoder(mel_seg * MEL_SCALE + MEL_MEAN)
+        stft = multi_resolution_stft_loss(pred, wav_seg)
+        mel_l1 = (self.log_mel(pred) - self.log_mel(wav_seg)).abs().mean()
+        return {"vocoder": stft + self.params.mel_loss_weight * mel_l1, "stft": stft, "voc_mel_l1": mel_l1}

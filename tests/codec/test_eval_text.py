@@ -1,0 +1,46 @@
+"""toolkit.eval: normalisation, WER, answer matching, and the judge on espeak-ng speech."""
+
+import pytest
+
+from toolkit.eval import contains_answer, normalize_text, number_to_words, wer
+
+
+@pytest.mark.parametrize("raw, norm", [
+    ("Hello, World!", "hello world"),
+    ("It's 42.", "its forty two"),
+    ("3.5% of 1,000", "three point five percent of one thousand"),
+    ("the 21st-century", "the twenty first century"),
+    ("  Tom & Jerry  ", "tom and jerry"),
+    ("1999", "one thousand nine hundred ninety nine"),
+])
+def test_normalize(raw, norm):
+    assert normalize_text(raw) == norm
+
+
+def test_number_words():
+    assert number_to_words(0) == "zero"
+    assert number_to_words(1_000_001) == "one million one"
+
+
+def test_wer_known_values():
+    assert wer("the cat sat", "the cat sat") == 0.0
+    assert wer("the cat sat", "the bat sat down") == pytest.approx(2 / 3)
+    assert wer(["a b", "c d"], ["a b", ""]) == pytest.approx(0.5)
+    assert wer("Forty-two!", "forty two") == 0.0
+
+
+def test_contains_answer():
+    assert contains_answer("The capital is Paris.", "paris")
+    assert contains_answer("It has 4 legs", "four")
+    assert not contains_answer("Parisian food", "Paris")
+    assert contains_answer("blue whale", ["shark", "whale"])
+
+
+@pytest.mark.models
+def test_judge_transcribes_espeak(sentence):
+    pytest.importorskip("faster_whisper")
+    from toolkit.eval import Judge
+
+    text, wav = sentence
+    hyp = Judge().transcribe([wav.numpy()], 16000)[0]
+    assert wer(text, hyp) <= 0.25

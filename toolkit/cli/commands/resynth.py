@@ -1,0 +1,83 @@
+"""``resynth RUN_DIR --audio in.wav --out out.wav [--voice ref.wav]``: audio -> codes -> audio."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "encode a recording with a run's trained tokenizer and speak it back with its decoder"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a run folder with complete tokenizer and decoder stages")
+    parser.add_argument("--audio", required=True, help="input audio file (any rate, mono or stereo)")
+    parser.add_argument("--out", required=True, help="output WAV file")
+    parser.add_argument("--voice", help="reference clip for the voice (default: the input itself)")
+    parser.add_argument("--codes", help="also write the codes, one line of integers, to this file")
+
+
+def read_clip(path: str, sample_rate: int, what: str):
+    """A file as mono float ``wav[T]`` at ``sample_rate``, with one-line errors."""
+    import soundfile as sf
+    import torch
+
+    from toolkit.audio_features import prepare_waveform
+    from toolkit.errors import ToolkitError
+
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (OSError, RuntimeError) as err:
+        raise ToolkitError(f"{path}: cannot read {what} audio ({err})") from None
+    return prepare_waveform(torch.from_numpy(data.T.copy()), rate, sample_rate, f"{path}")
+
+
+def resynthesize(tokenizer, decoder, wav, voice=None):
+    """``wav[T]`` at the tokenizer's rate -> (``codes[L]``, ``wav[T']`` at the decoder's rate).
+
+    Silent or very short input gives silence of the same length; long input is encoded in the
+    tokenizer's windows and decoded in the decoder's chunks (both stream)."""
+    import torch
+
+    from toolkit.audio_features import resample
+
+    with torch.no_grad():
+        codes, _ = tokenizer.encode(wav[None])
+        codes = codes[0]
+        prompt = None
+        if voice is not None and hasattr(decoder, "make_prompt"):
+            voice_dec = resample(voice, tokenizer.sample_rate, decoder.sample_rate)
+            voice_codes, _ = tokenizer.encode(voice[None])
+            prompt = decoder.make_prompt(voice_dec, voice_codes[0][: max(1, voice_codes.shape[1] - 1)])
+        stream = decoder.stream_decoder(prompt)
+        pieces = [stream.push(codes[i: i + 50]) for i in range(0, len(codes), 50)]
+        out = torch.cat(pieces + [stream.flush()])
+    return codes, out[: round(len(wav) * decoder.sample_rate / tokenizer.sample_rate)]
+
+
+def main(args: argparse.Namespace) -> int:
+    import soundfile as sf
+    import torch
+
+    from toolkit.errors import ToolkitError
+    from toolkit.stages.decoder import load_trained as load_decoder
+    from toolkit.stages.tokenizer import load_trained as load_tokenizer
+
+    torch.set_flush_denormal(True)
+    run = Path(args.run_dir)
+    for stage in ("tokenizer", "decoder"):
+        if not (run / stage / f"{stage}.json").is_file():
+            raise ToolkitError(f"{run}: no trained {stage} (run the {stage} stage first)")
+    tokenizer, decoder = load_tokenizer(run), load_decoder(run)
+    wav = read_clip(args.audio, tokenizer.sample_rate, "input")
+    if wav.abs().max() < 1e-4:
+        print(f"note: {args.audio} is silent")
+    voice = read_clip(args.voice, tokenizer.sample_rate, "voice") if args.voice else wav
+    codes, out = resynthesize(tokenizer, decoder, wav, voice)
+    out = out.clamp(-1, 1).numpy()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(args.out, out, decoder.sample_rate)
+    if args.codes:
+        Path(args.codes).write_text(" ".join(map(str, codes.tolist())) + "\n")
+    print(f"{args.audio}: {len(wav) / tokenizer.sample_rate:.2f} s -> {len(codes)} codes "
+          f"-> {args.out} ({len(out) / decoder.sample_rate:.2f} s)")
+    return 0

@@ -1,0 +1,116 @@
+"""The ``decoder`` stage: train the recipe's decoder plugin on codes of the trained tokenizer.
+
+The corpus is encoded once with the ``tokenizer`` stage's tokenizer (cached in
+``codes.safetensors`` so a resumed stage skips it); each training batch is then cropped at
+code boundaries to ``crop_seconds`` and given ``batch["codes"]``. Outputs:
+``decoder.safetensors`` + ``decoder.json``; :func:`load_trained` gets the decoder back.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import track
+
+from toolkit.errors import ToolkitError
+from toolkit.io import load_tensors, save_tensors
+from toolkit.stages import StageContext, stage
+from toolkit.stages.tokenizer import audio_data, load_component, save_component
+from toolkit.stages.tokenizer import load_trained as load_trained_tokenizer
+
+
+@dataclass
+class DecoderStageParams:
+    max_steps: int = 600
+    lr: float = 1e-3
+    warmup_steps: int = 30
+    batch_seconds: float = 48.0
+    crop_seconds: float = 3.0
+    """Training crops (at code boundaries) of at most this length."""
+    max_seconds: float = 20.0
+    num_workers: int = 0
+
+
+def load_trained(path: str | Path) -> Any:
+    """The trained decoder of a run folder (``RUN/decoder``) or a decoder stage folder."""
+    return load_component(path, "decoder", "decoder")
+
+
+@torch.no_grad()
+def encode_corpus(tokenizer: Any, loaders: list, cache: Path) -> dict[str, torch.Tensor]:
+    """Codes of every utterance in ``loaders`` by id, cached in ``cache`` (safetensors)."""
+    if cache.is_file():
+        return load_tensors(cache)
+    codes: dict[str, torch.Tensor] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # block-by-block encoding is many tiny ops: threads only stall
+    try:
+        _encode_all(tokenizer, loaders, codes)
+    finally:
+        torch.set_num_threads(threads)
+    save_tensors(cache, codes)
+    return codes
+
+
+def _encode_all(tokenizer: Any, loaders: list, codes: dict[str, torch.Tensor]) -> None:
+    for loader in loaders:
+        for batch in track(list(loader), description="encoding corpus"):
+            out, lengths = tokenizer.encode(batch["wav"], batch["lengths"])
+            for uid, row, n in zip(batch["id"], out, lengths):
+                codes[uid] = row[:n].clone()
+
+
+class CropWithCodes:
+    """Batch transform: random crops at code boundaries, with ``codes[B,L]`` added."""
+
+    def __init__(self, codes: dict[str, torch.Tensor], samples_per_code: int, crop_codes: int,
+                 seed: int) -> None:
+        self.codes, self.spc, self.crop = codes, samples_per_code, max(1, crop_codes)
+        self.rng = random.Random(seed)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        rows = [self.codes[uid] for uid in batch["id"]]
+        n_codes = [min(len(c), int(n) // self.spc) for c, n in zip(rows, batch["lengths"])]
+        width = max(1, min(self.crop, max(n_codes)))
+        wav = torch.zeros(len(rows), width * self.spc)
+        codes = torch.zeros(len(rows), width, dtype=torch.long)
+        lengths = torch.zeros(len(rows), dtype=torch.long)
+        for i, (row, n) in enumerate(zip(rows, n_codes)):
+            start = self.rng.randint(0, max(0, n - width))
+            take = min(width, n - start)
+            codes[i, :take] = row[start: start + take]
+            wav[i, : take * self.spc] = batch["wav"][i, start * self.spc: (start + take) * self.spc]
+            lengths[i] = take * self.spc
+        return {**batch, "wav": wav, "lengths": lengths, "codes": codes}
+
+
+@stage("decoder", params=DecoderStageParams, needs=("corpus", "tokenizer"))
+def run_decoder(ctx: StageContext) -> None:
+    """Train the recipe's ``decoder`` plugin to speak the trained tokenizer's codes."""
+    from toolkit.registry import node_parts
+    from toolkit.training import fit
+    from toolkit.training.component import ComponentModule
+
+    p: DecoderStageParams = ctx.params
+    torch.manual_seed(ctx.seed)
+    tokenizer = load_trained_tokenizer(ctx.output("tokenizer"))
+    decoder = ctx.build("decoder", codebook_size=tokenizer.codebook_size,
+                        frame_rate=float(tokenizer.frame_rate))
+    if decoder.sample_rate != tokenizer.sample_rate:
+        raise ToolkitError(f"recipe error at decoder: sample rate {decoder.sample_rate} differs "
+                           f"from the tokenizer's {tokenizer.sample_rate}")
+    data = audio_data(ctx, decoder.sample_rate, p.batch_seconds, p.max_seconds, p.num_workers)
+    loaders = [data.train_dataloader()] + ([data.val_dataloader()] if data.val_dataloader() else [])
+    codes = encode_corpus(tokenizer, loaders, ctx.work_dir / "codes.safetensors")
+    spc = round(decoder.sample_rate / tokenizer.frame_rate)
+    prepare = CropWithCodes(codes, spc, int(p.crop_seconds * tokenizer.frame_rate), ctx.seed)
+    module = ComponentModule(decoder, p.lr, p.max_steps, p.warmup_steps, prepare=prepare)
+    trainer = fit(module, data.train_dataloader(), ctx.work_dir, ctx.recipe.get("trainer") or {},
+                  max_steps=p.max_steps)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    name, _ = node_parts(ctx.recipe["decoder"], "decoder")
+    save_component(ctx.work_dir, "decoder", name, decoder.params, decoder, metrics)
