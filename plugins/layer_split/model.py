@@ -1,0 +1,241 @@
+"""The modality-split model: shared lower blocks, parallel text and speech branches on top.
+
+Written only against toolkit's public API (``toolkit.nn``, ``toolkit.kernels``,
+``toolkit.speech_lm.layout``), as a third-party splitter would be.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+import toolkit
+from toolkit.errors import ToolkitError
+from toolkit.nn import AttentionContext, KVCache, positions_and_padding
+from toolkit.params import runtime
+from toolkit.speech_lm.layout import BRANCHES, SpecialTokens, SplitCaches, SplitOutput
+from plugins.layer_split.branches import Branch, run_branches
+
+
+class LayerSplitModel(nn.Module):
+    """Shared blocks ``[0, k)`` of a trunk, then a text branch (the trunk's own top blocks,
+    final norm and head) and a speech branch (copies or fresh blocks, own norm, speech head).
+
+    ``model(input_ids[B,L,2], branches=("text", "speech"))`` -> :class:`SplitOutput`; the
+    special ids are on ``model.tokens``. State-dict prefixes: ``embed_tokens``, ``speech_embed``,
+    ``shared.{i}``, ``branches.text.{layers,norm,head}``, ``branches.speech.{layers,norm,head}``.
+    """
+
+    api_version = toolkit.API_VERSION
+
+    @dataclass
+    class Params:
+        trunk: Any = runtime()
+        split_at: int = -4
+        """First branch layer: ``k`` in ``1..N-1``, or negative from the top (``-4``: last 4)."""
+        speech_vocab_size: int = 16384
+        """Number of speech codes (the tokenizer's codebook size)."""
+        init: Literal["copy", "random"] = "copy"
+        """Speech branch layers: copies of the trunk's top layers, or freshly initialised."""
+        seed: int = 0
+        """Seed of every newly initialised tensor (speech embedding/head, appended rows)."""
+
+    def __init__(self, params: "LayerSplitModel.Params") -> None:
+        super().__init__()
+        trunk = params.trunk
+        if trunk is None:
+            raise ToolkitError("splitter layer_split needs a trunk: build it with trunk=<Trunk>")
+        n_layers = len(trunk.layers)
+        k = params.split_at if params.split_at >= 0 else n_layers + params.split_at
+        if not 0 < k < n_layers:
+            raise ToolkitError(f"split_at={params.split_at} is outside the trunk: it has {n_layers}"
+                               f" layers, so use 1..{n_layers - 1} or -{n_layers - 1}..-1")
+        if params.speech_vocab_size < 1:
+            raise ToolkitError(f"speech_vocab_size={params.speech_vocab_size} must be positive")
+        self.params = params
+        self.config = trunk.config
+        self.split_at = k
+        self.rotary = trunk.rotary
+        self.text_tokenizer = getattr(trunk, "text_tokenizer", None)
+        gen = torch.Generator().manual_seed(params.seed)
+        self.embed_tokens, text_head, self.tokens = _text_vocabulary(trunk, params.speech_vocab_size, gen)
+        weight = trunk.embed_tokens.weight
+        dim = weight.shape[1]
+        self.shared = nn.ModuleList(trunk.layers[:k])
+        top = list(trunk.layers[k:])
+        speech_layers = [copy.deepcopy(b) for b in top]
+        if params.init == "random":
+            for block in speech_layers:
+                _reinit(block, gen)
+        speech_head = nn.Linear(dim, self.tokens.speech_table_size, bias=False)
+        speech_head.to(weight.device, weight.dtype)
+        head_std = float(text_head.weight.detach().float().std())
+        with torch.no_grad():
+            speech_head.weight.copy_(_normal(speech_head.weight.shape, head_std, gen))
+        self.branches = nn.ModuleDict({
+            "text": Branch(nn.ModuleList(top), trunk.norm, text_head),
+            "speech": Branch(nn.ModuleList(speech_layers), copy.deepcopy(trunk.norm), speech_head),
+        })
+        self.speech_embed = nn.Embedding(self.tokens.speech_table_size, dim).to(weight.device, weight.dtype)
+        with torch.no_grad():
+            emb_std = float(weight.detach().float().std())
+            self.speech_embed.weight.copy_(_normal(self.speech_embed.weight.shape, emb_std, gen))
+
+    # ------------------------------------------------------------------ public API
+    def forward(self, input_ids: Tensor, branches: tuple[str, ...] = BRANCHES,
+                attention_mask: Tensor | None = None, caches: SplitCaches | None = None) -> SplitOutput:
+        """``input_ids[B,L,2]`` -> logits of the requested ``branches`` for the ``L`` positions.
+
+        ``attention_mask[B,S]`` (1 = real token) covers cached + new positions. With ``caches``
+        (from :meth:`new_caches`) the call is incremental; a branch that lagged behind first
+        catches up on the stored split-point states in the same pass.
+        """
+        hidden = self.forward_hidden(input_ids, branches, attention_mask, caches)
+        return SplitOutput(**{f"{b}_logits": self.head(b, h) for b, h in hidden.items()})
+
+    def forward_hidden(self, input_ids: Tensor, branches: tuple[str, ...] = BRANCHES,
+                       attention_mask: Tensor | None = None,
+                       caches: SplitCaches | None = None) -> dict[str, Tensor]:
+        """Like :meth:`forward` but returns each branch's final-normed states ``[B,L,D]``
+        (apply :meth:`head` to the positions that need logits)."""
+        branches = _check_branches(branches)
+        if input_ids.ndim != 3 or input_ids.shape[-1] != 2:
+            raise ToolkitError(f"input_ids must be [B, L, 2] (text, speech channels); got "
+                               f"{tuple(input_ids.shape)}")
+        past = caches.length if caches is not None else 0
+        new = input_ids.shape[1]
+        if past + new > self.config.max_position:
+            raise ToolkitError(f"sequence of {past + new} positions is longer than the trunk's "
+                               f"context of {self.config.max_position}")
+        positions, key_padding = positions_and_padding(input_ids[..., 0], attention_mask, past)
+        x = self.embed(input_ids)
+        ctx = self.context(positions, key_padding, x.dtype)
+        for i, block in enumerate(self.shared):
+            x = block(x, ctx, kv=caches.shared[i] if caches is not None else None)
+        if caches is None:
+            out = run_branches([self.branches[b] for b in branches], [x] * len(branches), ctx, None)
+            return {b: self.branches[b].norm(h) for b, h in zip(branches, out)}
+        return self._cached_branches(branches, x, positions, key_padding, caches)
+
+    def head(self, branch: str, hidden: Tensor) -> Tensor:
+        """Logits of ``branch``'s head for normed states ``hidden[..., D]``."""
+        return self.branches[branch].head(hidden)
+
+    def embed(self, input_ids: Tensor) -> Tensor:
+        """``input_ids[B,L,2]`` -> ``[B,L,D]``: text embedding, or speech embedding where the
+        text channel holds ``modality_pad``."""
+        text_ids, speech_ids = input_ids.unbind(-1)
+        is_speech = (text_ids == self.tokens.modality_pad)[..., None]
+        return torch.where(is_speech, self.speech_embed(speech_ids), self.embed_tokens(text_ids))
+
+    def context(self, positions: Tensor, key_padding: Tensor | None, dtype: torch.dtype) -> AttentionContext:
+        """The :class:`AttentionContext` for ``positions[B,L]`` and ``key_padding[B,S]``."""
+        return AttentionContext(positions, key_padding, self.rotary(positions, dtype=dtype))
+
+    def new_caches(self) -> SplitCaches:
+        """Empty caches for incremental decoding."""
+        n_top = len(self.branches["text"].layers)
+        return SplitCaches(KVCache(len(self.shared)), KVCache(n_top), KVCache(n_top))
+
+    def parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+        """Named parameters by side: ``text`` (text embedding, shared blocks, text branch)
+        and ``speech`` (speech embedding, speech branch). Tied weights appear once."""
+        groups: dict[str, list[tuple[str, nn.Parameter]]] = {"text": [], "speech": []}
+        for name, p in self.named_parameters():
+            side = "speech" if name.startswith(("speech_embed.", "branches.speech.")) else "text"
+            groups[side].append((name, p))
+        return groups
+
+    # ------------------------------------------------------------------ caching
+    def _cached_branches(self, branches: tuple[str, ...], x: Tensor, positions: Tensor,
+                         key_padding: Tensor | None, caches: SplitCaches) -> dict[str, Tensor]:
+        new = x.shape[1]
+        caches.split_hidden = x if caches.split_hidden is None else torch.cat([caches.split_hidden, x], 1)
+        caches.positions = positions if caches.positions is None else torch.cat([caches.positions, positions], 1)
+        caches.length += new
+        starts = {b: caches.lengths[b] for b in branches}
+        groups = [branches] if len(set(starts.values())) == 1 else [(b,) for b in branches]
+        out: dict[str, Tensor] = {}
+        for group in groups:
+            start = starts[group[0]] - caches.offset
+            seg_pos = caches.positions[:, start:]
+            ctx = self.context(seg_pos, key_padding, x.dtype)
+            seg = caches.split_hidden[:, start:]
+            hs = run_branches([self.branches[b] for b in group], [seg] * len(group), ctx,
+                              [getattr(caches, b) for b in group])
+            for b, h in zip(group, hs):
+                out[b] = self.branches[b].norm(h[:, -new:])
+                caches.lengths[b] = caches.length
+        drop = min(caches.lengths.values()) - caches.offset
+        if drop > 0:
+            caches.split_hidden = caches.split_hidden[:, drop:]
+            caches.positions = caches.positions[:, drop:]
+            caches.offset += drop
+        return out
+
+
+def _check_branches(branches: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
+    if isinstance(branches, str):
+        branches = (branches,)
+    branches = tuple(b for b in BRANCHES if b in branches)  # canonical order, no duplicates
+    if not branches:
+        raise ToolkitError("branches must name at least one of 'text', 'speech'")
+    return branches
+
+
+def _normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> Tensor:
+    return torch.randn(shape, generator=gen) * std
+
+
+def _reinit(block: nn.Module, gen: torch.Generator) -> None:
+    """Fresh weights of the same scale: linear weights normal with the copied weight's std,
+    biases zero, norm weights one."""
+    with torch.no_grad():
+        for name, p in block.named_parameters():
+            if p.ndim >= 2:
+                p.copy_(_normal(p.shape, float(p.float().std()), gen))
+            elif name.endswith("norm.weight") or "layernorm" in name:
+                p.fill_(1.0)
+            else:
+                p.zero_()
+
+
+def _text_vocabulary(trunk: nn.Module, n_codes: int,
+                     gen: torch.Generator) -> tuple[nn.Embedding, nn.Linear, SpecialTokens]:
+    """The text embedding and head, with ``sosp``/``modality_pad`` claimed from the trunk's
+    reserved tokens, or appended as two new rows (of embedding and head) when it has none."""
+    embed, head = trunk.embed_tokens, trunk.lm_head
+    vocab = embed.num_embeddings
+    reserved = [int(i) for i in (trunk.config.reserved_token_ids or ()) if 0 <= int(i) < vocab]
+    if len(reserved) >= 2:
+        tokens = SpecialTokens(reserved[0], reserved[1], n_codes, n_codes + 1, vocab, n_codes)
+        return embed, head, tokens
+    tied = head.weight is embed.weight
+    weight = embed.weight.detach()
+    std = float(weight.float().std())
+    new_embed = nn.Embedding(vocab + 2, weight.shape[1]).to(weight.device, weight.dtype)
+    with torch.no_grad():
+        new_embed.weight[:vocab] = weight
+        new_embed.weight[vocab:] = _normal((2, weight.shape[1]), std, gen)
+    new_head = nn.Linear(weight.shape[1], vocab + 2, bias=head.bias is not None)
+    new_head.to(weight.device, weight.dtype)
+    if tied:
+        new_head.weight = new_embed.weight
+    else:
+        with torch.no_grad():
+            hw = head.weight.detach()
+            new_head.weight[:vocab] = hw
+            new_head.weight[vocab:] = _normal((2, hw.shape[1]), float(hw.float().std()), gen)
+            if head.bias is not None:
+                new_head.bias[:vocab] = head.bias
+                new_head.bias[vocab:] = 0
+    tokens = SpecialTokens(vocab, vocab + 1, n_codes, n_codes + 1, vocab + 2, n_codes,
+                           appended_text_rows=(vocab, vocab + 1))
+    return new_embed, new_head, tokens
+
+
+__all__ = ["LayerSplitModel"]

@@ -1,0 +1,202 @@
+"""Corpus + speech codes -> training examples and resumable batches for the LM stages.
+
+Reads the corpus stage's manifests (``utterances.jsonl``, ``dialogues.jsonl``, ``text.jsonl``)
+and turns them into examples (:mod:`toolkit.speech_lm.sequences`):
+
+- stage I: each training utterance becomes one of speech continuation / speech->text /
+  text->speech, drawn with the ``tasks`` weights;
+- stage II: the same plus text-only sequences making up ``text_share`` of the tokens;
+- SFT: dialogues in their mode (s2s, s2t, t2s, t2t).
+
+``codes_of(utt_id) -> LongTensor[n]`` supplies the speech codes (a TokenCache's ``get``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from toolkit.contracts import TextTokenizer
+from toolkit.errors import ToolkitError
+from toolkit.speech_lm.layout import IGNORE, SpecialTokens
+from toolkit.speech_lm.sequences import build_conversation, dialogue_turns, pretraining_example
+
+Example = dict[str, Tensor]
+CodesOf = Callable[[str], Tensor]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file ([] when it does not exist)."""
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def pretraining_examples(utterances: Sequence[dict], codes_of: CodesOf, tok: TextTokenizer,
+                         tokens: SpecialTokens, tasks: dict[str, float], seed: int,
+                         text_targets: str = "all", split: str = "train") -> list[Example]:
+    """One example per utterance of ``split``, its kind drawn from ``tasks`` (weights of
+    ``continuation``, ``asr``, ``tts``)."""
+    kinds = [k for k, w in tasks.items() if w > 0]
+    if not kinds:
+        raise ToolkitError("stage tasks: give at least one of continuation, asr, tts a positive weight")
+    weights = [tasks[k] for k in kinds]
+    rng = random.Random(seed)
+    out = []
+    for utt in utterances:
+        if utt.get("split", "train") != split:
+            continue
+        kind = rng.choices(kinds, weights)[0]
+        out.append(pretraining_example(kind, tok, tokens, codes=codes_of(utt["id"]),
+                                       text=utt.get("text", ""), text_targets=text_targets))
+    return out
+
+
+def text_examples(texts: Sequence[str], tok: TextTokenizer, tokens: SpecialTokens) -> list[Example]:
+    """Text-only sequences (every token a text target)."""
+    return [pretraining_example("text", tok, tokens, text=t) for t in texts if t.strip()]
+
+
+def mix_text(examples: list[Example], text: list[Example], share: float, seed: int) -> list[Example]:
+    """Add text-only examples (cycling through ``text`` in a seeded order) until they hold
+    about ``share`` of all target tokens."""
+    if not 0.0 <= share < 1.0:
+        raise ToolkitError(f"text_share must be in [0, 1), got {share}")
+    if share == 0.0 or not text:
+        return list(examples)
+    speech_tokens = sum(_targets(e) for e in examples)
+    wanted = share / (1 - share) * speech_tokens
+    order = list(range(len(text)))
+    random.Random(seed).shuffle(order)
+    mixed, got, i = list(examples), 0, 0
+    while got < wanted:
+        e = text[order[i % len(order)]]
+        mixed.append(e)
+        got += _targets(e)
+        i += 1
+    return mixed
+
+
+def _targets(e: Example) -> int:
+    return int((e["target_modality"] != IGNORE).sum())
+
+
+def sft_examples(dialogues: Sequence[dict], codes_of: CodesOf, tok: TextTokenizer,
+                 tokens: SpecialTokens, modes: Sequence[str], split: str = "train") -> list[Example]:
+    """Chat examples from corpus dialogues of ``split`` whose mode is in ``modes``."""
+    out = []
+    for d in dialogues:
+        if d.get("split", "train") != split or d["mode"] not in modes:
+            continue
+        out.append(build_conversation(dialogue_turns(d["turns"], d["mode"], codes_of), tok, tokens))
+    return out
+
+
+def drop_long(examples: list[Example], max_len: int) -> tuple[list[Example], int]:
+    """Examples of at most ``max_len`` positions, and how many were dropped."""
+    kept = [e for e in examples if len(e["input_ids"]) <= max_len and _targets(e) > 0]
+    return kept, len(examples) - len(kept)
+
+
+class ExampleDataset(Dataset):
+    def __init__(self, examples: list[Example]) -> None:
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> Example:
+        return self.examples[i]
+
+
+def collate(examples: list[Example], tokens: SpecialTokens, pad_text_id: int = 0) -> dict[str, Tensor]:
+    """Right-pad examples into ``input_ids[B,L,2]``, ``labels[B,L]``, ``target_modality[B,L]``.
+
+    Padding comes after every real token, so causal attention needs no mask."""
+    longest = max(len(e["input_ids"]) for e in examples)
+    batch = len(examples)
+    ids = torch.empty(batch, longest, 2, dtype=torch.long)
+    ids[..., 0], ids[..., 1] = pad_text_id, tokens.speech_pad
+    labels = torch.zeros(batch, longest, dtype=torch.long)
+    target = torch.full((batch, longest), IGNORE, dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[i, :n], labels[i, :n], target[i, :n] = e["input_ids"], e["labels"], e["target_modality"]
+    return {"input_ids": ids, "labels": labels, "target_modality": target}
+
+
+class RankAwareBatches:
+    """A token-budget batch sampler whose rank and world size are read when iteration starts
+    (after the Trainer set up distributed training), with ``state_dict`` for exact resume."""
+
+    def __init__(self, lengths: list[int], max_tokens: int, seed: int, shuffle: bool = True) -> None:
+        self.lengths, self.max_tokens, self.seed, self.shuffle = lengths, max_tokens, seed, shuffle
+        self._inner = None
+        self._pending_state: dict | None = None
+
+    def inner(self):
+        if self._inner is None:
+            from toolkit.data.sampler import TokenBudgetBatchSampler
+
+            rank, world = 0, 1
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            self._inner = TokenBudgetBatchSampler(self.lengths, self.max_tokens, seed=self.seed,
+                                                  shuffle=self.shuffle, rank=rank, world_size=world)
+            if self._pending_state is not None:
+                self._inner.load_state_dict(self._pending_state)
+        return self._inner
+
+    def __iter__(self):
+        return iter(self.inner())
+
+    def __len__(self) -> int:
+        return len(self.inner())
+
+    def set_epoch(self, epoch: int) -> None:
+        self.inner().set_epoch(epoch)
+
+    def state_dict(self) -> dict:
+        return self.inner().state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self._pending_state = state
+        if self._inner is not None:
+            self._inner.load_state_dict(state)
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose data position is saved and restored with the training checkpoint."""
+
+    def state_dict(self) -> dict:
+        return self.batch_sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.load_state_dict(state)
+
+
+def make_loader(examples: list[Example], tokens: SpecialTokens, batch_tokens: int, seed: int,
+                shuffle: bool = True, pad_text_id: int = 0) -> ResumableLoader:
+    """Batches of at most ``batch_tokens`` padded positions, sharded over ranks."""
+    if not examples:
+        raise ToolkitError("no training examples: the corpus split is empty or every sequence "
+                           "was longer than max_seq_len")
+    lengths = [len(e["input_ids"]) for e in examples]
+    if max(lengths) > batch_tokens:
+        raise ToolkitError(f"batch_tokens={batch_tokens} is smaller than the longest sequence "
+                           f"({max(lengths)}); raise batch_tokens or lower max_seq_len")
+    sampler = RankAwareBatches(lengths, batch_tokens, seed, shuffle)
+    return ResumableLoader(ExampleDataset(examples), batch_sampler=sampler,
+                           collate_fn=lambda b: collate(b, tokens, pad_text_id))
+
+
+__all__ = ["read_jsonl", "pretraining_examples", "text_examples", "mix_text", "sft_examples",
+           "drop_long", "collate", "make_loader", "ResumableLoader", "RankAwareBatches"]

@@ -1,0 +1,120 @@
+"""What the three LM stages share: build the split model, its data, train it, save it.
+
+Each stage folder ends with ``model.safetensors`` + ``model.json`` (see
+:mod:`toolkit.speech_lm.persist`), next to ``checkpoints/last.ckpt`` and ``logs/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from toolkit.errors import ToolkitError
+from toolkit.speech_lm import data
+from toolkit.speech_lm.module import OptimConfig, SplitLMModule
+from toolkit.speech_lm.persist import load_into, save_split_model
+
+
+@dataclass
+class LMStageParams:
+    """Options every LM stage has (``stage_args.<stage>``)."""
+
+    lr: float = 3e-4
+    max_steps: int = 1000
+    batch_tokens: int = 4096
+    """Padded positions per batch (per device)."""
+    warmup: int = 50
+    weight_decay: float = 0.0
+    min_lr_ratio: float = 0.1
+    max_seq_len: int = 1024
+    """Longer examples are dropped (with a count in ``data.json``)."""
+    ckpt_every: int | None = None
+    """Optimizer steps between training checkpoints (default: a quarter of max_steps)."""
+    encode_batch_size: int = 16
+    """Utterances per batch when encoding the corpus into speech codes."""
+    tasks: dict[str, float] = field(default_factory=lambda: {"continuation": 0.5, "asr": 0.25, "tts": 0.25})
+    """Weights of the pre-training sequence kinds (stage I and II)."""
+
+
+def load_speech_tokenizer(ctx) -> nn.Module:
+    """The recipe's tokenizer with the weights the tokenizer stage trained."""
+    from toolkit.stages.tokenizer import load_trained
+
+    return load_trained(ctx.output("tokenizer"))
+
+
+def check_speech_vocab(splitter_node: Any, codebook_size: int) -> None:
+    """A recipe's ``splitter.params.speech_vocab_size`` must match the tokenizer's codebook."""
+    given = ((splitter_node or {}).get("params") or {}).get("speech_vocab_size")
+    if given is not None and int(given) != int(codebook_size):
+        raise ToolkitError(f"recipe error at splitter.params.speech_vocab_size: {given} does not "
+                           f"match the speech tokenizer's codebook of {codebook_size} codes")
+
+
+def build_split_model(ctx, codebook_size: int, init_from: str | None) -> nn.Module:
+    """Trunk -> split model (speech vocabulary from the tokenizer), then the weights of an
+    earlier LM stage's output when ``init_from`` names one."""
+    check_speech_vocab(ctx.recipe.get("splitter"), codebook_size)
+    trunk = ctx.build("trunk")
+    model = ctx.build("splitter", trunk=trunk, speech_vocab_size=int(codebook_size))
+    if model.text_tokenizer is None:
+        raise ToolkitError("the trunk has no text tokenizer; LM stages need one to frame text")
+    if init_from:
+        load_into(model, ctx.output(init_from))
+    return model
+
+
+def speech_codes(ctx, tok: nn.Module, utterances: list[dict], batch_size: int):
+    """The run's shared token cache (``.get(utt_id)``, ``utt_id in cache``): every corpus
+    utterance encoded once, reused by all LM stages."""
+    from toolkit.data.token_cache import build_token_cache
+
+    corpus = ctx.output("corpus")
+    return build_token_cache(tok, utterances, corpus, ctx.run_dir / "cache" / "speech_codes", batch_size)
+
+
+def train_and_save(ctx, model: nn.Module, examples: list[dict], params: LMStageParams,
+                   trainable: tuple[str, ...], contents: str, text_lr: float | None = None) -> None:
+    """Fit ``model``'s ``trainable`` sides on ``examples`` and write the stage's model files."""
+    from toolkit.io import write_json
+    from toolkit.training import fit
+
+    examples, dropped = data.drop_long(examples, min(params.max_seq_len, model.config.max_position))
+    write_json(ctx.work_dir / "data.json", {"examples": len(examples), "dropped_too_long": dropped,
+                                            "target_tokens": sum(int((e["target_modality"] >= 0).sum())
+                                                                 for e in examples)})
+    pad = model.text_tokenizer.pad_id
+    loader = data.make_loader(examples, model.tokens, params.batch_tokens, ctx.seed, pad_text_id=pad)
+    optim = OptimConfig(lr=params.lr, text_lr=text_lr, weight_decay=params.weight_decay,
+                        warmup=params.warmup, max_steps=params.max_steps,
+                        min_lr_ratio=params.min_lr_ratio)
+    module = SplitLMModule(model, optim, trainable)
+    trainer = fit(module, loader, ctx.work_dir, lm_trainer_kwargs(ctx.recipe.get("trainer")),
+                  max_steps=params.max_steps, ckpt_every=params.ckpt_every)
+    if trainer.is_global_zero:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        save_split_model(model, ctx.work_dir, stage=ctx.name, contents=contents,
+                         trunk_node=ctx.recipe.get("trunk"), splitter_node=ctx.recipe.get("splitter"),
+                         metrics=metrics)
+
+
+def lm_trainer_kwargs(trainer: dict | None) -> dict:
+    """The recipe's trainer kwargs, adapted to the split model: batches are sharded by our own
+    rank-aware sampler, and under DDP a rank whose batch needs only one branch leaves the
+    other's parameters unused, so DDP must look for unused parameters."""
+    kwargs = dict(trainer or {})
+    kwargs.setdefault("use_distributed_sampler", False)
+    if kwargs.get("strategy") in ("ddp", "ddp_spawn"):
+        kwargs["strategy"] = f"{kwargs['strategy']}_find_unused_parameters_true"
+    return kwargs
+
+
+def corpus_rows(ctx, name: str) -> list[dict]:
+    return data.read_jsonl(Path(ctx.output("corpus")) / name)
+
+
+__all__ = ["LMStageParams", "load_speech_tokenizer", "check_speech_vocab", "build_split_model",
+           "speech_codes", "train_and_save", "lm_trainer_kwargs", "corpus_rows"]

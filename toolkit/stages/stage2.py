@@ -1,0 +1,39 @@
+"""Stage II: everything trainable, the text side at its own (lower) learning rate, with a share
+of text-only data mixed in to keep text ability. Writes ``model.safetensors`` (full) + ``model.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from toolkit.speech_lm import data
+from toolkit.speech_lm.stage_runner import (LMStageParams, build_split_model, corpus_rows,
+                                            load_speech_tokenizer, speech_codes, train_and_save)
+from toolkit.stages import StageContext, stage
+
+
+@dataclass
+class Stage2Params(LMStageParams):
+    lr: float = 1e-4
+    text_lr: float = 1e-5
+    """Learning rate of the text side (text embedding, shared blocks, text branch)."""
+    text_share: float = 0.3
+    """Fraction of target tokens that come from text-only sequences."""
+    init_from: str = "stage1"
+
+
+@stage("stage2", params=Stage2Params, needs=("corpus", "tokenizer", "stage1"))
+def run(ctx: StageContext) -> None:
+    """Stage II: train all parameters on speech, paired and text-only data."""
+    p: Stage2Params = ctx.params
+    tok = load_speech_tokenizer(ctx)
+    model = build_split_model(ctx, tok.codebook_size, init_from=p.init_from)
+    utterances = corpus_rows(ctx, "utterances.jsonl")
+    cache = speech_codes(ctx, tok, utterances, p.encode_batch_size)
+    utterances = [u for u in utterances if str(u["id"]) in cache]  # unreadable audio is skipped
+    examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
+                                         p.tasks, ctx.seed, text_targets="all")
+    texts = [r["text"] for r in corpus_rows(ctx, "text.jsonl") if r.get("split", "train") == "train"]
+    text = data.text_examples(texts, model.text_tokenizer, model.tokens)
+    examples = data.mix_text(examples, text, p.text_share, ctx.seed)
+    train_and_save(ctx, model, examples, p, trainable=("text", "speech"), contents="full",
+                   text_lr=p.text_lr)
