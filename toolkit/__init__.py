@@ -10,6 +10,14 @@ Public API::
 from toolkit.errors import PluginError, RecipeError, ToolkitError
 from toolkit.registry import API_VERSION, available, build, register
 
+
+def load(path, stage=None):  # noqa: ANN001, ANN201 - thin lazy wrapper, see toolkit.loading.load
+    """Load a trained speech-to-speech model from an export folder or a run folder."""
+    from toolkit.loading import load as _load
+
+    return _load(path, stage)
+
+
 __version__ = "0.1.0"
-__all__ = ["API_VERSION", "available", "build", "register", "ToolkitError", "RecipeError",
+__all__ = ["API_VERSION", "available", "build", "load", "register", "ToolkitError", "RecipeError",
            "PluginError", "__version__"]

@@ -1,0 +1,151 @@
+"""Spoken question answering in the four modes, scored as in the paper: a speech answer is
+transcribed by the ASR judge, and an answer counts as right when the (normalised) short
+answer ``key`` (or one of its ``aliases``) appears in its text or transcript."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from toolkit.errors import ToolkitError
+from toolkit.evaluation.inference import MODES, prompt_grid, speech_codes_of, synthesize
+
+SPLITS = ("test", "text_only")
+QUESTION_VOICE = ("en-us", 165, 50)
+"""espeak-ng voice (name, speed, pitch) used to speak a question that has no recording."""
+
+
+@dataclass
+class QAItem:
+    """One question: ``key`` (and ``aliases``) is what a right answer must contain;
+    ``audio`` the spoken question's file (None: it is spoken with espeak-ng when needed)."""
+
+    id: str
+    split: str
+    question: str
+    answer: str
+    key: str
+    aliases: list[str] = field(default_factory=list)
+    audio: Path | None = None
+
+
+def load_items(corpus: Path, splits: tuple[str, ...] = SPLITS, max_per_split: int | None = None,
+               manifest: Path | None = None) -> dict[str, list[QAItem]]:
+    """QA items per split from ``corpus/qa.jsonl`` (or ``manifest``), the first
+    ``max_per_split`` of each in file order (the corpus already shuffles them)."""
+    from toolkit.data.manifest import read_manifest
+
+    qa_path = Path(manifest) if manifest else corpus / "qa.jsonl"
+    audio_of = {}
+    utt_path = corpus / "utterances.jsonl"
+    if utt_path.is_file():
+        audio_of = {u["id"]: corpus / u["audio_filepath"] for u in read_manifest(utt_path)}
+    out: dict[str, list[QAItem]] = {s: [] for s in splits}
+    for lineno, row in enumerate(read_manifest(qa_path), start=1):
+        split = row.get("split", "test")
+        if split not in out or (max_per_split is not None and len(out[split]) >= max_per_split):
+            continue
+        missing = [k for k in ("question", "key") if not isinstance(row.get(k), str)]
+        if missing:
+            raise ToolkitError(f"{qa_path}:{lineno}: QA row without a '{missing[0]}' string")
+        utt = row.get("question_utt")
+        audio = audio_of.get(utt) if utt else None
+        if audio is None and isinstance(row.get("question_audio"), str):
+            audio = (qa_path.parent / row["question_audio"])
+        out[split].append(QAItem(str(row.get("id", lineno)), split, row["question"],
+                                 str(row.get("answer", "")), row["key"],
+                                 list(row.get("aliases") or []), audio))
+    return out
+
+
+def is_correct(text: str, item: QAItem) -> bool:
+    """The judge's containment test of ``key`` or any alias in ``text``."""
+    from toolkit.eval import contains_answer
+
+    keys = [k for k in [item.key, *item.aliases] if k]
+    return bool(keys) and contains_answer(text, keys)
+
+
+def question_audio(item: QAItem, sample_rate: int) -> Tensor:
+    """The spoken question ``wav[T]`` at ``sample_rate`` (espeak-ng when it has no file)."""
+    from toolkit.data.audio import load_audio
+    from toolkit.data.synth import Voice, synthesize
+
+    if item.audio is not None:
+        return load_audio(item.audio, sample_rate)
+    return synthesize(item.question, Voice(*QUESTION_VOICE), sample_rate)
+
+
+def _prompts(lm, mode: str, items: list[QAItem]) -> list[Tensor]:
+    if mode[0] == "t":
+        return [prompt_grid(lm, mode, item.question) for item in items]
+    return [prompt_grid(lm, mode, question_audio(item, lm.tokenizer.sample_rate)) for item in items]
+
+
+def answer_batch(lm, mode: str, items: list[QAItem], config, judge=None,
+                 keep_audio: bool = False) -> list[dict[str, Any]]:
+    """Answer ``items`` in ``mode`` in one generation batch -> one record per item:
+    ``id, split, mode, question, key, output`` (answer text or judge transcript),
+    ``correct``, ``audio_seconds`` (+ ``wav``/``sample_rate`` with ``keep_audio``)."""
+    from toolkit.speech_lm.generate import generate
+
+    outs = generate(lm.model, _prompts(lm, mode, items), config)
+    records = []
+    for item, out in zip(items, outs):
+        rec: dict[str, Any] = {"id": item.id, "split": item.split, "mode": mode,
+                               "question": item.question, "key": item.key, "audio_seconds": 0.0}
+        if mode[2] == "t":
+            rec["output"] = lm.text_tokenizer.decode(out.text_ids)
+        else:
+            if judge is None:
+                raise ToolkitError(f"mode {mode} needs the ASR judge to score speech answers")
+            wav, rate = synthesize(lm, speech_codes_of(out.ids, lm.tokens))
+            rec["output"] = judge.transcribe_one(wav, rate) if wav.numel() else ""
+            rec["audio_seconds"] = wav.numel() / rate
+            if keep_audio:
+                rec["wav"], rec["sample_rate"] = wav, rate
+        rec["correct"] = bool(is_correct(rec["output"], item))
+        records.append(rec)
+    return records
+
+
+def run_qa(lm, items: dict[str, list[QAItem]], config, judge=None, modes: tuple[str, ...] = MODES,
+           batch_size: int = 8, keep_audio: int = 0,
+           progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Every item of every split in every mode -> records (see :func:`answer_batch`).
+    The first ``keep_audio`` items of each split and speech-answer mode keep their audio."""
+    records = []
+    for split, split_items in items.items():
+        for mode in modes:
+            for start in range(0, len(split_items), batch_size):
+                batch = split_items[start:start + batch_size]
+                with torch.no_grad():
+                    recs = answer_batch(lm, mode, batch, config, judge, keep_audio=start < keep_audio)
+                for i, rec in enumerate(recs):
+                    if start + i >= keep_audio:
+                        rec.pop("wav", None)
+                records += recs
+                if progress is not None:
+                    progress(len(batch))
+    return records
+
+
+def accuracy(records: list[dict[str, Any]], splits: tuple[str, ...] = SPLITS,
+             modes: tuple[str, ...] = MODES) -> dict[str, dict[str, float | None]]:
+    """``{split: {mode: fraction correct}}``; None where a split has no records of a mode."""
+    out: dict[str, dict[str, float | None]] = {}
+    for split in splits:
+        out[split] = {}
+        for mode in modes:
+            hits = [r["correct"] for r in records if r["split"] == split and r["mode"] == mode]
+            out[split][mode] = sum(hits) / len(hits) if hits else None
+    return out
+
+
+__all__ = ["QAItem", "SPLITS", "load_items", "is_correct", "question_audio", "answer_batch",
+           "run_qa", "accuracy"]

