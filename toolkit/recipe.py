@@ -89,14 +89,14 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict[st
     cfg = OmegaConf.merge(cfg, parse_overrides(overrides or []))
     if "name" not in cfg:
         cfg.name = path.stem
+    if not cfg.get("out"):
+        cfg.out = "runs/${name}"  # before resolving, so recipes may use ${out}
     try:
         data = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", "") or ""
         msg = str(err).splitlines()[0]
         raise RecipeError(key, f"bad interpolation: {msg}") from None
-    if not data.get("out"):
-        data["out"] = str(Path("runs") / str(data["name"]))
     return data
 
 

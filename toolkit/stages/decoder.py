@@ -1,7 +1,7 @@
 """The ``decoder`` stage: train the recipe's decoder plugin on codes of the trained tokenizer.
 
-The corpus is encoded once with the ``tokenizer`` stage's tokenizer (cached in
-``codes.safetensors`` so a resumed stage skips it); each training batch is then cropped at
+The corpus is encoded once with the ``tokenizer`` stage's tokenizer (in the run's shared token
+cache, ``<run>/cache/speech_codes``, which the LM stages read too); each training batch is cropped at
 code boundaries to ``crop_seconds`` and given ``batch["codes"]``. Outputs:
 ``decoder.safetensors`` + ``decoder.json``; :func:`load_trained` gets the decoder back.
 """
@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import track
 
 from toolkit.errors import ToolkitError
-from toolkit.io import load_tensors, save_tensors
 from toolkit.stages import StageContext, stage
 from toolkit.stages.tokenizer import audio_data, load_component, save_component
 from toolkit.stages.tokenizer import load_trained as load_trained_tokenizer
@@ -40,28 +38,13 @@ def load_trained(path: str | Path) -> Any:
     return load_component(path, "decoder", "decoder")
 
 
-@torch.no_grad()
-def encode_corpus(tokenizer: Any, loaders: list, cache: Path) -> dict[str, torch.Tensor]:
-    """Codes of every utterance in ``loaders`` by id, cached in ``cache`` (safetensors)."""
-    if cache.is_file():
-        return load_tensors(cache)
-    codes: dict[str, torch.Tensor] = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # block-by-block encoding is many tiny ops: threads only stall
-    try:
-        _encode_all(tokenizer, loaders, codes)
-    finally:
-        torch.set_num_threads(threads)
-    save_tensors(cache, codes)
-    return codes
+def corpus_codes(ctx: StageContext, tokenizer: Any) -> dict[str, torch.Tensor]:
+    """Codes of every corpus utterance by id, from the run's shared token cache (the one the
+    LM stages read), so the corpus is encoded once per tokenizer however many stages use it."""
+    from toolkit.speech_lm.stage_runner import corpus_rows, speech_codes
 
-
-def _encode_all(tokenizer: Any, loaders: list, codes: dict[str, torch.Tensor]) -> None:
-    for loader in loaders:
-        for batch in track(list(loader), description="encoding corpus"):
-            out, lengths = tokenizer.encode(batch["wav"], batch["lengths"])
-            for uid, row, n in zip(batch["id"], out, lengths):
-                codes[uid] = row[:n].clone()
+    cache = speech_codes(ctx, tokenizer, corpus_rows(ctx, "utterances.jsonl"), batch_size=16)
+    return {uid: cache.get(uid) for uid in cache.ids()}
 
 
 class CropWithCodes:
@@ -104,8 +87,7 @@ def run_decoder(ctx: StageContext) -> None:
         raise ToolkitError(f"recipe error at decoder: sample rate {decoder.sample_rate} differs "
                            f"from the tokenizer's {tokenizer.sample_rate}")
     data = audio_data(ctx, decoder.sample_rate, p.batch_seconds, p.max_seconds, p.num_workers)
-    loaders = [data.train_dataloader()] + ([data.val_dataloader()] if data.val_dataloader() else [])
-    codes = encode_corpus(tokenizer, loaders, ctx.work_dir / "codes.safetensors")
+    codes = corpus_codes(ctx, tokenizer)
     spc = round(decoder.sample_rate / tokenizer.frame_rate)
     prepare = CropWithCodes(codes, spc, int(p.crop_seconds * tokenizer.frame_rate), ctx.seed)
     module = ComponentModule(decoder, p.lr, p.max_steps, p.warmup_steps, prepare=prepare)
