@@ -21,6 +21,7 @@ from vector_quantize_pytorch import VectorQuantize
 import toolkit
 from toolkit.audio_features import LogMel, MelConfig
 from toolkit.contracts import SpeechTokenizer, StreamingEncoder
+from toolkit.streaming import BlockStream, SingleStream
 
 
 @dataclass
@@ -116,7 +117,7 @@ class MelVQTokenizer(SpeechTokenizer):
         return torch.cat([stream.push(wav), stream.flush()], 1), self.code_lengths(lengths)
 
     def stream_encoder(self) -> StreamingEncoder:
-        return _OneStream(_MelStream(self, 1, next(self.parameters()).device))
+        return SingleStream(_MelStream(self, 1, next(self.parameters()).device))
 
     def training_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         wav, lengths = batch["wav"].float(), batch["lengths"]
@@ -138,14 +139,13 @@ class MelVQTokenizer(SpeechTokenizer):
                 "perplexity": perplexity, "usage": (counts > 0).float().mean()}
 
 
-class _MelStream:
+class _MelStream(BlockStream):
     """Block-by-block encoding of a batch; ``encode`` and the streaming encoder both use it."""
 
     def __init__(self, tok: MelVQTokenizer, batch: int, device: torch.device) -> None:
-        self.tok, self.batch, self.device = tok, batch, device
-        self.block = tok.samples_per_token * tok.params.block_tokens
-        self.pending = torch.zeros(batch, 0, device=device)
-        self.reset()
+        self.tok = tok
+        super().__init__(batch, tok.samples_per_token * tok.params.block_tokens,
+                         tok.samples_per_token, device)
 
     def reset(self) -> None:
         self.history = torch.zeros(self.batch, self.tok.mel.context, device=self.device)
@@ -157,35 +157,6 @@ class _MelStream:
         z, self.conv_history = self.tok.features(mel, self.conv_history)
         self.history = samples[:, -self.tok.mel.context:]
         return self.tok.nearest(z)
-
-    def push(self, wav: Tensor) -> Tensor:
-        self.pending = torch.cat([self.pending, wav.float().to(self.device)], 1)
-        out = [torch.zeros(self.batch, 0, dtype=torch.long, device=self.device)]
-        while self.pending.shape[1] >= self.block:
-            out.append(self.run(self.pending[:, : self.block]))
-            self.pending = self.pending[:, self.block:]
-        return torch.cat(out, 1)
-
-    def flush(self) -> Tensor:
-        n = self.pending.shape[1]
-        codes = torch.zeros(self.batch, 0, dtype=torch.long, device=self.device)
-        if n:
-            whole = math.ceil(n / self.tok.samples_per_token) * self.tok.samples_per_token
-            codes = self.run(F.pad(self.pending, (0, whole - n)))
-        self.pending = self.pending[:, :0]
-        self.reset()
-        return codes
-
-
-class _OneStream(StreamingEncoder):
-    def __init__(self, inner: _MelStream) -> None:
-        self.inner = inner
-
-    def push(self, wav: Tensor) -> Tensor:
-        return self.inner.push(wav.reshape(1, -1))[0]
-
-    def flush(self) -> Tensor:
-        return self.inner.flush()[0]
 
 
 __all__ = ["MelVQTokenizer", "MelVQParams"]

@@ -22,6 +22,7 @@ from vector_quantize_pytorch import VectorQuantize
 import toolkit
 from toolkit.audio_features import LogMel, MelConfig
 from toolkit.contracts import SpeechTokenizer, StreamingEncoder
+from toolkit.streaming import BlockStream, SingleStream
 from toolkit.errors import ToolkitError
 
 from .ct2 import default_model_dir, load_whisper_weights
@@ -130,7 +131,7 @@ class WhisperVQTokenizer(SpeechTokenizer):
 
     def stream_encoder(self) -> StreamingEncoder:
         """Push ``wav[T_chunk]`` of any size, get the codes of completed blocks."""
-        return _SingleStream(_BlockStream(self, 1, next(self.parameters()).device))
+        return SingleStream(_BlockStream(self, 1, next(self.parameters()).device))
 
     # -- training ----------------------------------------------------------------------
     def features(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -178,14 +179,13 @@ def codebook_stats(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:
     return {"perplexity": entropy.exp(), "usage": (counts > 0).float().mean()}
 
 
-class _BlockStream:
+class _BlockStream(BlockStream):
     """Block-causal encoding state for a batch: carries samples, conv and attention history."""
 
     def __init__(self, tok: WhisperVQTokenizer, batch: int, device: torch.device) -> None:
-        self.tok, self.batch, self.device = tok, batch, device
-        self.block = tok.samples_per_token * tok.params.block_tokens
-        self.pending = torch.zeros(batch, 0, device=device)
-        self.reset()
+        self.tok = tok
+        super().__init__(batch, tok.samples_per_token * tok.params.block_tokens,
+                         tok.samples_per_token, device)
 
     def reset(self) -> None:
         self.state = self.tok.encoder.init_state(self.batch, self.device)
@@ -199,34 +199,3 @@ class _BlockStream:
         self.history = samples[:, -self.tok.mel.context:]
         self.tokens_in_window += codes.shape[1]
         return codes
-
-    def push(self, wav: Tensor) -> Tensor:
-        self.pending = torch.cat([self.pending, wav.float().to(self.device)], 1)
-        out = []
-        while self.pending.shape[1] >= self.block:
-            out.append(self.run(self.pending[:, : self.block]))
-            self.pending = self.pending[:, self.block:]
-        return torch.cat(out, 1) if out else torch.zeros(self.batch, 0, dtype=torch.long)
-
-    def flush(self) -> Tensor:
-        n = self.pending.shape[1]
-        codes = torch.zeros(self.batch, 0, dtype=torch.long)
-        if n:
-            whole = math.ceil(n / self.tok.samples_per_token) * self.tok.samples_per_token
-            codes = self.run(F.pad(self.pending, (0, whole - n)))
-        self.pending = self.pending[:, :0]
-        self.reset()
-        return codes
-
-
-class _SingleStream(StreamingEncoder):
-    """One stream: ``push(wav[T_chunk]) -> codes[L_chunk]``; ``flush()`` ends the utterance."""
-
-    def __init__(self, inner: _BlockStream) -> None:
-        self.inner = inner
-
-    def push(self, wav: Tensor) -> Tensor:
-        return self.inner.push(wav.reshape(1, -1))[0]
-
-    def flush(self) -> Tensor:
-        return self.inner.flush()[0]

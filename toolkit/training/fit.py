@@ -25,10 +25,10 @@ class PeriodicCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if trainer.global_step > 0 and trainer.global_step % self.every == 0:
-            trainer.save_checkpoint(self.folder / LAST)
+            trainer.save_checkpoint(self.folder / LAST, weights_only=False)  # full state, to resume
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(self.folder / LAST)
+        trainer.save_checkpoint(self.folder / LAST, weights_only=False)  # full state, to resume
 
 
 def make_trainer(work_dir: Path, trainer_kwargs: dict[str, Any] | None, max_steps: int,
