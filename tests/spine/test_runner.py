@@ -62,3 +62,9 @@ def test_show_prints_resolved(recipe_dir: Path, capsys) -> None:
     assert main(["show", str(recipe_dir / "child.yaml"), "seed=9"]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["seed"] == 9 and shown["data"]["params"]["count"] == 6
+
+
+def test_overrides_may_follow_options(recipe_dir: Path, calls: list) -> None:
+    assert main(["run", str(recipe_dir / "child.yaml"), "--only", "spine_write", "vars.n=2"]) == 0
+    assert calls == ["spine_write"]
+    assert (recipe_dir / "run" / "spine_write" / "lines.txt").read_text().count("\n") == 2

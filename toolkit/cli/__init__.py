@@ -53,5 +53,11 @@ def guarded(fn: Callable[[], int], debug: bool) -> int:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m toolkit") -> int:
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also come after options (``run r.yaml --only x a=1``)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return guarded(lambda: args.func(args), args.debug)
