@@ -3,7 +3,8 @@
 A stage writes into ``<run>/<stage>.partial/``; when it returns, the runner writes
 ``COMPLETE.json`` (every file with its size) and renames the folder to ``<run>/<stage>/``.
 A stage whose folder is complete is skipped; an incomplete one is run again (a stage may
-resume from checkpoints it left in its ``.partial`` folder).
+resume from checkpoints it left in its ``.partial`` folder), and so is every stage after one
+that ran, since its inputs changed.
 """
 
 from __future__ import annotations
@@ -75,13 +76,15 @@ def run_recipe(recipe_path: str | Path, overrides: list[str] | None = None,
     stages = registered()
     names = recipe.get("stages") or []
     console.print(f"[bold]run[/bold] {recipe['name']} -> {run_dir}  stages: {', '.join(names)}")
+    upstream_ran = False  # a stage that ran makes the complete outputs after it stale
     for name in names:
         if only and name not in only:
             continue
         final_dir = run_dir / name
-        if is_complete(final_dir):
+        if is_complete(final_dir) and not upstream_ran:
             console.print(f"[green]✓[/green] {name}: complete, skipped")
             continue
+        upstream_ran = True
         work_dir = run_dir / f"{name}.partial"
         work_dir.mkdir(parents=True, exist_ok=True)
         seed_everything(int(recipe.get("seed", 0)))

@@ -18,10 +18,16 @@ class Stage2Params(LMStageParams):
     """Learning rate of the text side (text embedding, shared blocks, text branch)."""
     text_share: float = 0.3
     """Fraction of target tokens that come from text-only sequences."""
-    init_from: str = "stage1"
+    init_from: str | None = "stage1"
+    """The LM stage whose model this one continues; null starts from the plain split (the
+    "no frozen stage I" baseline of the evaluation)."""
 
 
-@stage("stage2", params=Stage2Params, needs=("corpus", "tokenizer", "stage1"))
+TEXT_SPLITS = ("train", "text_only")
+"""Text-only data: text_only facts are trained in text (never in speech) by design."""
+
+
+@stage("stage2", params=Stage2Params, needs=("corpus", "tokenizer"))
 def run(ctx: StageContext) -> None:
     """Stage II: train all parameters on speech, paired and text-only data."""
     p: Stage2Params = ctx.params
@@ -32,7 +38,7 @@ def run(ctx: StageContext) -> None:
     utterances = [u for u in utterances if str(u["id"]) in cache]  # unreadable audio is skipped
     examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
                                          p.tasks, ctx.seed, text_targets="all")
-    texts = [r["text"] for r in corpus_rows(ctx, "text.jsonl") if r.get("split", "train") == "train"]
+    texts = [r["text"] for r in corpus_rows(ctx, "text.jsonl") if r.get("split", "train") in TEXT_SPLITS]
     text = data.text_examples(texts, model.text_tokenizer, model.tokens)
     examples = data.mix_text(examples, text, p.text_share, ctx.seed)
     train_and_save(ctx, model, examples, p, trainable=("text", "speech"), contents="full",
