@@ -1,5 +1,7 @@
 """flow_vocoder: shapes, chunked synthesis against whole-utterance synthesis, training."""
 
+import random
+
 import torch
 
 import toolkit
@@ -53,14 +55,15 @@ def test_streaming_with_lookahead_is_close_to_offline():
 
 
 def test_training_reduces_losses(sentence):
-    dec = small().train()
+    random.seed(0)  # prompt masks and vocoder crops use `random`, flow times use torch:
+    dec = small().train()  # seed both so earlier tests cannot change the outcome
     wav = sentence[1][: 1280 * 20]
     batch = {"wav": wav[None], "lengths": torch.tensor([len(wav)]), "text": ["x"],
              "speaker": ["a"], "codes": torch.arange(20)[None] % 32}
     opt = torch.optim.AdamW(dec.parameters(), lr=3e-3)
     torch.manual_seed(1)
     first = {k: float(v) for k, v in dec.training_losses(batch).items()}
-    for _ in range(30):
+    for _ in range(60):
         loss = dec.training_losses(batch)["loss"]
         opt.zero_grad()
         loss.backward()
