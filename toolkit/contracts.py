@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 
@@ -176,12 +175,5 @@ class SpeechDataset(ABC):
                     yield json.loads(line)
 
 
-def no_grad_params(module: nn.Module) -> None:
-    """Freeze every parameter of ``module``."""
-    for p in module.parameters():
-        p.requires_grad_(False)
-
-
 __all__ = ["Trainable", "SpeechTokenizer", "StreamingEncoder", "VoicePrompt", "Decoder",
-           "StreamingDecoder", "Trunk", "TrunkConfig", "TextTokenizer", "SpeechDataset",
-           "no_grad_params", "torch"]
+           "StreamingDecoder", "Trunk", "TrunkConfig", "TextTokenizer", "SpeechDataset"]

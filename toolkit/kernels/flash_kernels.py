@@ -59,25 +59,34 @@ def _fwd_inner(acc, l_i, m_i, q, k_base, v_base, kp_base, sks, svs, offs_m, offs
 
 
 @triton.jit
-def fwd_kernel(Q, K, V, O, LSE, KP,
-               sqb, sqh, sql, skb, skh, sks, svb, svh, svs, sob, soh, sol, skpb,
-               H, GROUP, L, S, scale_log2, LEN_BUCKET,
-               HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-               HAS_PAD: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
-    """Grid ``(cdiv(L, BLOCK_M), B * H)``: one block of query rows of one head."""
-    pid_m = tl.num_programs(0) - 1 - tl.program_id(0)  # the longest rows first (load balance)
+def _query_block(Q, sqb, sqh, sql, H, GROUP, L, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr):
+    """This program's batch, query head, KV head, rows and query tile (forward and dQ share it).
+    Row blocks run in reverse order so the longest causal rows start first (load balance)."""
+    pid_m = tl.num_programs(0) - 1 - tl.program_id(0)
     pid_bh = tl.program_id(1)
     b = (pid_bh // H).to(tl.int64)
     h = pid_bh % H
     hk = (h // GROUP).to(tl.int64)
     h = h.to(tl.int64)
-    offset = S - L
     start_m = pid_m * BLOCK_M
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     row_ok = offs_m < L
     q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sql + offs_d[None, :],
                 mask=row_ok[:, None], other=0.0)
+    return b, h, hk, start_m, offs_m, offs_d, row_ok, q
+
+
+@triton.jit
+def fwd_kernel(Q, K, V, O, LSE, KP,
+               sqb, sqh, sql, skb, skh, sks, svb, svh, svs, sob, soh, sol, skpb,
+               H, GROUP, L, S, scale_log2, LEN_BUCKET,
+               HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+               HAS_PAD: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
+    """Grid ``(cdiv(L, BLOCK_M), B * H)``: one block of query rows of one head."""
+    b, h, hk, start_m, offs_m, offs_d, row_ok, q = _query_block(
+        Q, sqb, sqh, sql, H, GROUP, L, HEAD_DIM, BLOCK_M)
+    offset = S - L
     if UPCAST:
         q = q.to(tl.float32)
     k_base = K + b * skb + hk * skh
@@ -98,7 +107,7 @@ def fwd_kernel(Q, K, V, O, LSE, KP,
     empty = l_i == 0.0
     out = acc / tl.where(empty, 1.0, l_i)[:, None]
     lse = tl.where(empty, float("inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
-    tl.store(LSE + pid_bh.to(tl.int64) * L + offs_m, lse, mask=row_ok)
+    tl.store(LSE + (b * H + h) * L + offs_m, lse, mask=row_ok)
     tl.store(O + b * sob + h * soh + offs_m[:, None] * sol + offs_d[None, :],
              out.to(O.dtype.element_ty), mask=row_ok[:, None])
 
@@ -117,7 +126,7 @@ def delta_kernel(O, DO, DELTA, sob, soh, sol, sdb, sdh, sdl, H, L,
     o = tl.load(O + b * sob + h * soh + offs_m[:, None] * sol + offs_d[None, :], mask=row_ok, other=0.0)
     do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdl + offs_d[None, :], mask=row_ok, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
-    tl.store(DELTA + pid_bh.to(tl.int64) * L + offs_m, delta, mask=offs_m < L)
+    tl.store(DELTA + (b * H + h) * L + offs_m, delta, mask=offs_m < L)
 
 
 @triton.jit
@@ -239,26 +248,16 @@ def dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, KP,
               HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
               HAS_PAD: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr):
     """Grid ``(cdiv(L, BLOCK_M), B * H)``: dQ of one block of query rows of one head."""
-    pid_m = tl.num_programs(0) - 1 - tl.program_id(0)  # the longest rows first (load balance)
-    pid_bh = tl.program_id(1)
-    b = (pid_bh // H).to(tl.int64)
-    h = pid_bh % H
-    hk = (h // GROUP).to(tl.int64)
-    h = h.to(tl.int64)
+    b, h, hk, start_m, offs_m, offs_d, row_ok, q = _query_block(
+        Q, sqb, sqh, sql, H, GROUP, L, HEAD_DIM, BLOCK_M)
     offset = S - L
-    start_m = pid_m * BLOCK_M
-    offs_m = start_m + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, HEAD_DIM)
-    row_ok = offs_m < L
-    q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sql + offs_d[None, :],
-                mask=row_ok[:, None], other=0.0)
     do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdl + offs_d[None, :],
                  mask=row_ok[:, None], other=0.0)
     if UPCAST:
         q = q.to(tl.float32)
         do = do.to(tl.float32)
-    lse = tl.load(LSE + pid_bh.to(tl.int64) * L + offs_m, mask=row_ok, other=float("inf"))
-    delta = tl.load(DELTA + pid_bh.to(tl.int64) * L + offs_m, mask=row_ok, other=0.0)
+    lse = tl.load(LSE + (b * H + h) * L + offs_m, mask=row_ok, other=float("inf"))
+    delta = tl.load(DELTA + (b * H + h) * L + offs_m, mask=row_ok, other=0.0)
     k_base = K + b * skb + hk * skh
     v_base = V + b * svb + hk * svh
     kp_base = KP + b * skpb
