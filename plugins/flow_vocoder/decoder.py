@@ -47,6 +47,13 @@ class FlowVocoderParams:
     cfg_scale: float = 0.5
     """Classifier-free guidance weight w: v = (1 + w) v_cond - w v_uncond (0 = off)."""
     cfg_dropout: float = 0.2
+    speaker_dropout: float = 0.3
+    """Training: chance that a row gets no speaker embedding (as when decoding without a voice)."""
+    prior_weight: float = 1.0
+    """Weight of the prior loss: a linear map of the token features regresses the mel, and the
+    flow starts from that prior mel plus ``prior_noise`` Gaussian noise (as in Grad-TTS), so
+    even a briefly trained flow lands near intelligible speech. 0 = plain flow from noise."""
+    prior_noise: float = 1.0
     prompt_probability: float = 0.5
     """Training: chance that a random prefix (up to 30 %) of the utterance is given as prompt."""
     vocoder_segment: int = 48
@@ -76,6 +83,7 @@ class FlowVocoder(Decoder):
         self.frame_rate, self.upsample = p.frame_rate, int(round(ratio))
         self.embed = nn.Embedding(p.codebook_size + 1, p.dim)  # last row: "no token" for CFG
         self.smooth = nn.ModuleList(ConvNeXtBlock(p.dim) for _ in range(p.token_layers))
+        self.prior = nn.Linear(p.dim, p.n_mels) if p.prior_weight > 0 else None
         self.speaker = SpeakerEncoder(p.n_mels, p.dim)
         self.estimator = FlowEstimator(p.n_mels, p.dim, p.flow_layers)
         self.vocoder = ISTFTVocoder(p.n_mels, p.vocoder_dim, p.vocoder_layers, p.n_fft, 160)
@@ -89,6 +97,12 @@ class FlowVocoder(Decoder):
         for block in self.smooth:
             h = block(h)
         return rearrange(h, "b d f -> b f d")
+
+    def flow_start(self, mu: Tensor, noise: Tensor) -> Tensor:
+        """Flow source ``x0[B,F,M]``: ``noise`` alone, or around the prior mel of ``mu[B,F,D]``."""
+        if self.prior is None:
+            return noise
+        return self.prior(mu) + self.params.prior_noise * noise
 
     def noise(self, start: int, frames: int, batch: int) -> Tensor:
         """The fixed noise of frames ``start .. start+frames`` -> ``[B,frames,M]``."""
@@ -129,8 +143,8 @@ class FlowVocoder(Decoder):
         speaker = self.speaker_embedding(prompt, b, codes.device)
         mu = self.token_features(codes)
         mu_null = self.token_features(torch.full_like(codes, self.params.codebook_size))
-        x = torch.cat([self.noise(-n_prompt % len(self.noise_table), n_prompt, b),
-                       self.noise(start_frame, frames - n_prompt, b)], 1)
+        x = self.flow_start(mu, torch.cat([self.noise(-n_prompt % len(self.noise_table), n_prompt, b),
+                                           self.noise(start_frame, frames - n_prompt, b)], 1))
         w, steps = self.params.cfg_scale, self.params.steps
         for i in range(steps):
             t = torch.full((b,), i / steps, device=x.device)
@@ -187,27 +201,38 @@ class FlowVocoder(Decoder):
         valid = torch.arange(frames, device=wav.device)[None] < (batch["lengths"] // 160)[:, None]
         flow = self.flow_loss(codes, mel, valid)
         voc = self.vocoder_loss(wav, mel, valid)
-        return {"loss": flow + voc["vocoder"], "flow": flow.detach(),
-                **{k: v.detach() for k, v in voc.items()}}
+        loss = flow["flow"] + self.params.prior_weight * flow.get("prior", 0.0) + voc["vocoder"]
+        return {"loss": loss, **{k: v.detach() for k, v in {**flow, **voc}.items()}}
 
-    def flow_loss(self, codes: Tensor, mel: Tensor, valid: Tensor) -> Tensor:
+    def flow_loss(self, codes: Tensor, mel: Tensor, valid: Tensor) -> dict[str, Tensor]:
+        """Conditional flow matching (``flow``) and the prior's regression (``prior``) losses on
+        ``codes[B,L]``, ``mel[B,F,M]``, ``valid[B,F]``."""
         b, frames, _ = mel.shape
-        known = torch.zeros_like(valid)
-        for i in range(b):
-            if random.random() < self.params.prompt_probability:
-                n_valid = int(valid[i].sum())
-                known[i, : int(n_valid * 0.3 * random.random())] = True
-        drop = torch.rand(b, device=mel.device) < self.params.cfg_dropout
-        codes = torch.where(drop[:, None], torch.full_like(codes, self.params.codebook_size), codes)
+        known = self.random_prompt(valid)
+        mu = self.token_features(codes)
+        # CFG drops the tokens only: both branches share x_t (from the tokens' prior) at inference
+        drop = torch.rand(b, 1, 1, device=mel.device) < self.params.cfg_dropout
+        mu_in = torch.where(drop, self.token_features(torch.full_like(codes, self.params.codebook_size)), mu)
+        # the speaker drops on its own, so decoding without a voice prompt is in distribution
         spk_mask = valid & (torch.rand(b, 1, device=mel.device) < 0.5 + 0.5 * torch.rand(b, frames))
-        speaker = self.speaker(mel, spk_mask) * (~drop[:, None]).float()
-        x1, x0 = mel, torch.randn_like(mel)
+        keep_spk = torch.rand(b, 1, device=mel.device) >= self.params.speaker_dropout
+        speaker = self.speaker(mel, spk_mask) * keep_spk.float()
+        x1, x0 = mel, self.flow_start(mu, torch.randn_like(mel)).detach()
         t = torch.rand(b, device=mel.device)
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
-        given = mel * known[..., None]
-        v = self.estimator(xt, t, self.token_features(codes), given, known, speaker)
-        weight = (valid & ~known).float()[..., None]
-        return ((v - (x1 - x0)).pow(2) * weight).sum() / (weight.sum() * mel.shape[-1]).clamp(min=1)
+        v = self.estimator(xt, t, mu_in, mel * known[..., None], known, speaker)
+        flow = _masked_mean((v - (x1 - x0)).pow(2), (valid & ~known).float()[..., None])
+        if self.prior is None:
+            return {"flow": flow}
+        return {"flow": flow, "prior": _masked_mean((self.prior(mu) - mel).pow(2), valid.float()[..., None])}
+
+    def random_prompt(self, valid: Tensor) -> Tensor:
+        """``known[B,F]``: with ``prompt_probability``, a random prefix (<= 30 %) of each row."""
+        known = torch.zeros_like(valid)
+        for i in range(valid.shape[0]):
+            if random.random() < self.params.prompt_probability:
+                known[i, : int(int(valid[i].sum()) * 0.3 * random.random())] = True
+        return known
 
     def vocoder_loss(self, wav: Tensor, mel: Tensor, valid: Tensor) -> dict[str, Tensor]:
         seg = min(self.params.vocoder_segment, mel.shape[1])
@@ -218,3 +243,8 @@ class FlowVocoder(Decoder):
         stft = multi_resolution_stft_loss(pred, wav_seg)
         mel_l1 = (self.log_mel(pred) - self.log_mel(wav_seg)).abs().mean()
         return {"vocoder": stft + self.params.mel_loss_weight * mel_l1, "stft": stft, "voc_mel_l1": mel_l1}
+
+
+def _masked_mean(values: Tensor, weight: Tensor) -> Tensor:
+    """Mean of ``values[B,F,M]`` over the frames where ``weight[B,F,1]`` is 1."""
+    return (values * weight).sum() / (weight.sum() * values.shape[-1]).clamp(min=1)

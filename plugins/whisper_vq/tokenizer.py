@@ -9,6 +9,7 @@ sequence (teacher-forced cross-entropy), plus the VQ commitment loss.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,6 +50,11 @@ class WhisperVQParams:
     kmeans_init: bool = True
     asr_decoder: Literal["frozen", "finetune"] = "finetune"
     """Whether the Whisper decoder of the ASR objective trains (its token embedding never does)."""
+    distill: float = 1.0
+    """Weight of the distillation loss: the pooled features of the block-causal encoder regress
+    those of the pretrained full-attention encoder (frozen). Pretrained Whisper weights under a
+    block-causal mask lose most of their content; this dense target restores it far faster than
+    the ASR loss alone. 0 = off."""
     window_seconds: float = 30.0
     """Longer audio is encoded in independent windows of this length (<= 30 s)."""
 
@@ -144,6 +150,41 @@ class WhisperVQTokenizer(SpeechTokenizer):
         valid = torch.arange(n_tokens, device=wav.device)[None] < self.code_lengths(lengths)[:, None]
         return tokens, valid
 
+    @torch.no_grad()
+    def init_codebook(self, batches: Iterable[dict[str, Any]], min_vectors: int = 0) -> int:
+        """k-means initialise the codebook from the pooled features of ``batches`` (dicts with
+        ``wav[B,T]``, ``lengths[B]``), reading until ``min_vectors`` (default 8 per code) were
+        seen. The library's own k-means init sees only the first batch: fewer vectors than codes,
+        so most codes start as duplicates and die. Returns the number of vectors used."""
+        min_vectors = min_vectors or 8 * self.codebook_size
+        vectors: list[Tensor] = []
+        for batch in batches:
+            tokens, valid = self.features(batch["wav"], batch["lengths"])
+            vectors.append(self.proj_in(tokens)[valid])
+            if sum(map(len, vectors)) >= min_vectors:
+                break
+        if not vectors:
+            raise ToolkitError("whisper_vq: no audio to initialise the codebook from")
+        codebook = self.vq._codebook
+        codebook.initted.fill_(False)
+        codebook.init_embed_(torch.cat(vectors)[None])
+        return sum(map(len, vectors))
+
+    def teacher_features(self, wav: Tensor, lengths: Tensor) -> Tensor:
+        """Pooled features ``[B,L,D]`` of the frozen full-attention pretrained encoder (built on
+        first use, kept out of the state dict)."""
+        if not hasattr(self, "_teacher"):
+            state, config = load_whisper_weights(self.params.weights or default_model_dir())
+            teacher, _ = build_whisper(config, self.params.encoder_layers, causal=False, with_decoder=False)
+            load_part(teacher, state, "encoder.")
+            self._teacher = [teacher.requires_grad_(False).eval()]
+        teacher = self._teacher[0].to(wav.device)
+        n_tokens = math.ceil(wav.shape[1] / self.samples_per_token)
+        wav = F.pad(wav.float(), (0, n_tokens * self.samples_per_token - wav.shape[1]))
+        with torch.no_grad():
+            h = teacher(self.mel(wav), self.mel.num_frames(lengths + self.samples_per_token - 1))
+        return reduce(h[:, : n_tokens * self.params.pool], "b (l p) d -> b l d", "mean", p=self.params.pool)
+
     def training_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         tokens, valid = self.features(batch["wav"], batch["lengths"])
         quantized, indices, commit = self.vq(self.proj_in(tokens), mask=valid)
@@ -159,8 +200,12 @@ class WhisperVQTokenizer(SpeechTokenizer):
         logits = self.asr(inp[:, :-1], memory, valid.sum(1))
         ce = F.cross_entropy(logits.flatten(0, 1), target[:, 1:].flatten(), ignore_index=-100)
         stats = codebook_stats(indices[valid], self.codebook_size)
-        return {"loss": ce + commit.sum(), "asr_ce": ce.detach(), "commit": commit.detach().sum(),
-                **stats}
+        loss, extra = ce + commit.sum(), {}
+        if self.params.distill > 0:
+            target = self.teacher_features(batch["wav"], batch["lengths"])
+            distill = (tokens - target).pow(2).mean(-1)[valid].mean()
+            loss, extra = loss + self.params.distill * distill, {"distill": distill.detach()}
+        return {"loss": loss, "asr_ce": ce.detach(), "commit": commit.detach().sum(), **extra, **stats}
 
     @torch.no_grad()
     def transcribe_codes(self, codes: Tensor, max_tokens: int = 100) -> str:

@@ -71,3 +71,4 @@ def test_training_reduces_losses(sentence):
     torch.manual_seed(1)
     last = {k: float(v) for k, v in dec.training_losses(batch).items()}
     assert last["flow"] < first["flow"] and last["vocoder"] < 0.8 * first["vocoder"]
+    assert last["prior"] < 0.5 * first["prior"]  # the prior mel regresses the target mel

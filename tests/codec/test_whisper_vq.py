@@ -85,3 +85,38 @@ def test_asr_training_reduces_loss(sentence):
         opt.step()
     assert float(tok.training_losses(batch)["asr_ce"]) < 0.7 * first
     assert 1.0 <= float(losses["perplexity"]) <= 32
+
+
+def test_kmeans_init_uses_many_batches_and_fits_the_features(sentence):
+    torch.manual_seed(0)
+    tok = toolkit.build("tokenizer", "whisper_vq", encoder_layers=1, codebook_size=64).eval()
+    wav = sentence[1]
+    batches = [{"wav": wav[None, i * 4000:], "lengths": torch.tensor([len(wav) - i * 4000])}
+               for i in range(6)]
+    used = tok.init_codebook(batches, min_vectors=120)
+    assert used >= 120 and bool(tok.vq._codebook.initted)
+    book = tok.vq.codebook.reshape(64, -1)
+    assert len(torch.unique(book, dim=0)) >= 48  # not a handful of duplicated vectors
+    with torch.no_grad():
+        feats, valid = tok.features(wav[None], torch.tensor([len(wav)]))
+        x = feats[valid]
+        error = (x - book[tok.nearest(x[None])[0]]).pow(2).sum(-1).mean()
+    assert error < 0.5 * (x - x.mean(0)).pow(2).sum(-1).mean()  # centres sit in the data
+
+
+def test_distillation_teacher_sees_the_future_and_is_not_saved(sentence):
+    torch.manual_seed(0)
+    tok = toolkit.build("tokenizer", "whisper_vq", encoder_layers=1, codebook_size=32).train()
+    wav = sentence[1][None, :32000]
+    lengths = torch.tensor([wav.shape[1]])
+    cut = wav.clone()
+    cut[:, 16000:] = 0
+    teacher, teacher_cut = tok.teacher_features(wav, lengths), tok.teacher_features(cut, lengths)
+    student, _ = tok.features(wav, lengths)
+    student_cut, _ = tok.features(cut, lengths)
+    assert teacher.shape == student.shape
+    assert not torch.allclose(teacher[:, :4], teacher_cut[:, :4])  # full attention
+    torch.testing.assert_close(student[:, :4], student_cut[:, :4])  # block-causal
+    losses = tok.training_losses({"wav": wav, "lengths": lengths, "text": [sentence[0]]})
+    assert float(losses["distill"]) > 0
+    assert not any("teacher" in k for k in tok.state_dict())

@@ -120,6 +120,8 @@ def code_statistics(tokenizer: Any, loader: Any, max_batches: int = 20) -> dict[
 @stage("tokenizer", params=TokenizerStageParams, needs=("corpus",))
 def run_tokenizer(ctx: StageContext) -> None:
     """Train the recipe's ``tokenizer`` plugin and save it."""
+    from rich.console import Console
+
     from toolkit.registry import node_parts
     from toolkit.training import fit
     from toolkit.training.component import ComponentModule
@@ -128,6 +130,9 @@ def run_tokenizer(ctx: StageContext) -> None:
     torch.manual_seed(ctx.seed)
     tokenizer = ctx.build("tokenizer")
     data = audio_data(ctx, tokenizer.sample_rate, p.batch_seconds, p.max_seconds, p.num_workers)
+    if hasattr(tokenizer, "init_codebook"):  # a resumed run loads its trained codebook over this
+        used = tokenizer.init_codebook(data.train_dataloader())
+        Console(stderr=True).print(f"  codebook initialised by k-means on {used} vectors")
     module = ComponentModule(tokenizer, p.lr, p.max_steps, p.warmup_steps)
     fit(module, data.train_dataloader(), ctx.work_dir, ctx.recipe.get("trainer") or {},
         max_steps=p.max_steps)
