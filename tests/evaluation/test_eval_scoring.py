@@ -41,3 +41,15 @@ def test_corpus_wer_counts_edits_over_reference_words():
              ("hello world", "")]                      # 2 del / 2
     assert corpus_wer(pairs) == pytest.approx(4 / 9)
     assert corpus_wer([]) is None
+
+
+def test_an_unloadable_baseline_run_is_reported_not_fatal(tmp_path):
+    from toolkit.evaluation.run import EvalParams, baseline_no_stage1
+
+    broken = tmp_path / "old_run"
+    (broken / "export").mkdir(parents=True)
+    (broken / "export" / "export.json").write_text("{not json")
+    result = baseline_no_stage1(EvalParams(baseline_run=str(broken)), {}, None, None, None)
+    assert result["status"] == "not run" and str(broken) in result["reason"]
+    missing = baseline_no_stage1(EvalParams(baseline_run=str(tmp_path / "nope")), {}, None, None, None)
+    assert missing["status"] == "not run" and "does not exist" in missing["reason"]

@@ -142,7 +142,10 @@ def baseline_no_stage1(p: EvalParams, items, config, judge, progress) -> dict[st
     path = Path(p.baseline_run)
     if not path.exists():
         return {"status": "not run", "reason": f"{path} does not exist"}
-    other = load(path).eval()
+    try:
+        other = load(path).eval()
+    except ToolkitError as err:  # e.g. made by an older version: report it, keep the evaluation
+        return {"status": "not run", "reason": f"cannot load {path}: {err}"}
     recs = run_qa(other, items, config, judge, tuple(p.modes), p.batch_size,
                   progress=_task(progress, "baseline (no stage1)", len(p.modes) * sum(map(len, items.values()))))
     return {"status": "run", "source": str(path), "accuracy": accuracy(recs, tuple(items), tuple(p.modes)),
