@@ -8,8 +8,8 @@ alternating runs; medians are reported. Time to first token (TTFT) covers the pr
 and the first choice; tokens/s counts the decode steps after the first token. The
 ``transformers`` model is built from our weights (saved in Hugging Face format to a temp dir).
 Rows: ``ours`` (fp32, numerically equal to transformers; its speed comes from
-:class:`toolkit.nn.PanelLinear`, which streams each weight as column panels over all cores instead
-of ``F.linear``'s single-core pass), ``ours int4`` (the GGUF's own 4-bit
+:class:`toolkit.nn.FastLinear`: decoding streams each weight as column panels over all cores
+instead of ``F.linear``'s single-core pass, prompts use oneDNN's packed weights), ``ours int4`` (the GGUF's own 4-bit
 blocks through PyTorch's int4 CPU kernel with bf16 activations: approximate, llama.cpp-style;
 only when the checkpoint is a Q4 GGUF) and ``transformers``.
 """

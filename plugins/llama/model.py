@@ -13,7 +13,7 @@ import toolkit
 from toolkit.contracts import TextTokenizer, Trunk, TrunkConfig
 from toolkit.errors import ToolkitError
 from toolkit.nn import (AttentionContext, DecoderBlock, Int4Linear, KVCache, RMSNorm,
-                        RotaryEmbedding, positions_and_padding, use_panels)
+                        RotaryEmbedding, positions_and_padding, use_fast_linears)
 
 from plugins.llama.config import LlamaConfig, parse_config
 
@@ -51,10 +51,10 @@ class LlamaTrunk(Trunk):
         """Fast approximate CPU inference: run GGUF Q4_0/Q4_1 weights with PyTorch's 4-bit
         kernel (bf16 activations) under no_grad only; the fp32 weights stay the parameters
         (see :class:`toolkit.nn.Int4Linear`)."""
-        panel_linears: bool = True
-        """Fast exact CPU decoding: few-row no-grad products use a column-panel copy of each
-        weight, built on first use (see :class:`toolkit.nn.PanelLinear`; costs one extra copy
-        of the weights while generating)."""
+        fast_linears: bool = True
+        """Fast exact CPU inference: no-grad fp32 products use packed copies of each weight
+        (column panels for decoding, oneDNN for prompts), built on first use (see
+        :class:`toolkit.nn.FastLinear`; up to two extra copies of the weights while generating)."""
 
     def __init__(self, params: "LlamaTrunk.Params | None" = None) -> None:
         super().__init__()
@@ -78,8 +78,8 @@ class LlamaTrunk(Trunk):
             self.init_weights(params.seed)
             self.source = None
         self.to(DTYPES[params.dtype])
-        if params.panel_linears:
-            use_panels(self)
+        if params.fast_linears:
+            use_fast_linears(self)
         self.config = self._trunk_config()
 
     # ---------------------------------------------------------------- construction

@@ -45,8 +45,8 @@ def test_config_and_tokenizer(models):
 def test_logits_match_transformers(models):
     ours, ref = models
     ids = torch.tensor([ours.text_tokenizer.chat([{"role": "user", "content": QUESTIONS[0]}])])
-    with torch.no_grad():
-        assert (ours(ids) - ref(ids).logits).abs().max() < 1e-4
+    with torch.no_grad():  # logits reach ~30 here: 1e-4 absolute is at fp32's summation-order noise
+        torch.testing.assert_close(ours(ids), ref(ids).logits, rtol=1e-5, atol=1e-4)
 
 
 def test_answers_paris(models):

@@ -7,18 +7,18 @@
   ``toolkit.kernels.attention`` -> ``attn_outputs``
 - :class:`Int4Linear`: an ``nn.Linear`` that also runs 4-bit block-quantised weights (GGUF Q4)
   with PyTorch's int4 CPU kernel at inference
-- :class:`PanelLinear` (+ :func:`use_panels`): an ``nn.Linear`` whose few-row no-grad CPU calls
-  use a column-panel copy of the weight (about 2x faster exact decoding)
+- :class:`FastLinear` (+ :func:`use_fast_linears`): an ``nn.Linear`` whose no-grad fp32 CPU calls
+  use packed copies of the weight (column panels, oneDNN): about 2x faster exact inference
 """
 
 from toolkit.nn.block import Attention, BlockConfig, DecoderBlock, SwiGLU
 from toolkit.nn.cache import KVCache, LayerKV
 from toolkit.nn.context import AttentionContext, positions_and_padding
 from toolkit.nn.norm import RMSNorm
-from toolkit.nn.gemv import PanelLinear, drop_panels, use_panels
+from toolkit.nn.fast_linear import FastLinear, drop_fast_copies, use_fast_linears
 from toolkit.nn.quant import Int4Linear
 from toolkit.nn.rope import RotaryEmbedding, apply_rotary, rope_frequencies
 
 __all__ = ["RMSNorm", "RotaryEmbedding", "apply_rotary", "rope_frequencies", "AttentionContext",
            "positions_and_padding", "KVCache", "LayerKV", "BlockConfig", "Attention", "SwiGLU",
-           "DecoderBlock", "Int4Linear", "PanelLinear", "use_panels", "drop_panels"]
+           "DecoderBlock", "Int4Linear", "FastLinear", "use_fast_linears", "drop_fast_copies"]
