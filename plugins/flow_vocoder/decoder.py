@@ -54,6 +54,10 @@ class FlowVocoderParams:
     flow starts from that prior mel plus ``prior_noise`` Gaussian noise (as in Grad-TTS), so
     even a briefly trained flow lands near intelligible speech. 0 = plain flow from noise."""
     prior_noise: float = 1.0
+    temperature: float = 0.25
+    """Inference: scale of the starting noise around the prior, relative to training. Lower
+    is clearer (as in Grad-TTS): judge WER 0.67-0.77 at 0-0.25 against 1.25 at 1.0 for a
+    moss_full decoder with dim 256."""
     prompt_probability: float = 0.5
     """Training: chance that a random prefix (up to 30 %) of the utterance is given as prompt."""
     vocoder_segment: int = 48
@@ -143,8 +147,10 @@ class FlowVocoder(Decoder):
         speaker = self.speaker_embedding(prompt, b, codes.device)
         mu = self.token_features(codes)
         mu_null = self.token_features(torch.full_like(codes, self.params.codebook_size))
-        x = self.flow_start(mu, torch.cat([self.noise(-n_prompt % len(self.noise_table), n_prompt, b),
-                                           self.noise(start_frame, frames - n_prompt, b)], 1))
+        noise = torch.cat([self.noise(-n_prompt % len(self.noise_table), n_prompt, b),
+                           self.noise(start_frame, frames - n_prompt, b)], 1)
+        scale = self.params.temperature if self.prior is not None else 1.0
+        x = self.flow_start(mu, scale * noise)
         w, steps = self.params.cfg_scale, self.params.steps
         for i in range(steps):
             t = torch.full((b,), i / steps, device=x.device)

@@ -72,3 +72,16 @@ def test_training_reduces_losses(sentence):
     last = {k: float(v) for k, v in dec.training_losses(batch).items()}
     assert last["flow"] < first["flow"] and last["vocoder"] < 0.8 * first["vocoder"]
     assert last["prior"] < 0.5 * first["prior"]  # the prior mel regresses the target mel
+
+
+def test_temperature_scales_the_noise_around_the_prior():
+    """At temperature 0 the flow starts exactly at the prior mel: the noise table is irrelevant."""
+    codes = torch.randint(0, 32, (1, 12))
+    outputs = {}
+    for temperature in (0.0, 1.0):
+        dec = small(temperature=temperature).eval()
+        first = dec.generate_mel(codes)
+        dec.noise_table.normal_(generator=torch.Generator().manual_seed(99))
+        outputs[temperature] = (first, dec.generate_mel(codes))
+    torch.testing.assert_close(*outputs[0.0])
+    assert not torch.allclose(*outputs[1.0])
