@@ -102,11 +102,15 @@ class FlowVocoder(Decoder):
             h = block(h)
         return rearrange(h, "b d f -> b f d")
 
-    def flow_start(self, mu: Tensor, noise: Tensor) -> Tensor:
-        """Flow source ``x0[B,F,M]``: ``noise`` alone, or around the prior mel of ``mu[B,F,D]``."""
-        if self.prior is None:
+    def prior_mel(self, mu: Tensor) -> Tensor | None:
+        """The prior's mel ``[B,F,M]`` of token features ``mu[B,F,D]`` (None without a prior)."""
+        return self.prior(mu) if self.prior is not None else None
+
+    def flow_start(self, prior_mel: Tensor | None, noise: Tensor) -> Tensor:
+        """Flow source ``x0[B,F,M]``: ``noise`` alone, or around ``prior_mel[B,F,M]``."""
+        if prior_mel is None:
             return noise
-        return self.prior(mu) + self.params.prior_noise * noise
+        return prior_mel + self.params.prior_noise * noise
 
     def noise(self, start: int, frames: int, batch: int) -> Tensor:
         """The fixed noise of frames ``start .. start+frames`` -> ``[B,frames,M]``."""
@@ -150,7 +154,7 @@ class FlowVocoder(Decoder):
         noise = torch.cat([self.noise(-n_prompt % len(self.noise_table), n_prompt, b),
                            self.noise(start_frame, frames - n_prompt, b)], 1)
         scale = self.params.temperature if self.prior is not None else 1.0
-        x = self.flow_start(mu, scale * noise)
+        x = self.flow_start(self.prior_mel(mu), scale * noise)
         w, steps = self.params.cfg_scale, self.params.steps
         for i in range(steps):
             t = torch.full((b,), i / steps, device=x.device)
@@ -223,14 +227,16 @@ class FlowVocoder(Decoder):
         spk_mask = valid & (torch.rand(b, 1, device=mel.device) < 0.5 + 0.5 * torch.rand(b, frames))
         keep_spk = torch.rand(b, 1, device=mel.device) >= self.params.speaker_dropout
         speaker = self.speaker(mel, spk_mask) * keep_spk.float()
-        x1, x0 = mel, self.flow_start(mu, torch.randn_like(mel)).detach()
+        prior_mel = self.prior_mel(mu)
+        x1 = mel
+        x0 = self.flow_start(None if prior_mel is None else prior_mel.detach(), torch.randn_like(mel))
         t = torch.rand(b, device=mel.device)
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
         v = self.estimator(xt, t, mu_in, mel * known[..., None], known, speaker)
         flow = _masked_mean((v - (x1 - x0)).pow(2), (valid & ~known).float()[..., None])
-        if self.prior is None:
+        if prior_mel is None:
             return {"flow": flow}
-        return {"flow": flow, "prior": _masked_mean((self.prior(mu) - mel).pow(2), valid.float()[..., None])}
+        return {"flow": flow, "prior": _masked_mean((prior_mel - mel).pow(2), valid.float()[..., None])}
 
     def random_prompt(self, valid: Tensor) -> Tensor:
         """``known[B,F]``: with ``prompt_probability``, a random prefix (<= 30 %) of each row."""

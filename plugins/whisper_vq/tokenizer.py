@@ -142,13 +142,23 @@ class WhisperVQTokenizer(SpeechTokenizer):
     # -- training ----------------------------------------------------------------------
     def features(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Whole-sequence (training) path: ``wav[B,T]`` -> pooled ``tokens[B,L,D]``, ``valid[B,L]``."""
+        mel, n_tokens = self.token_mel(wav)
+        return self.pooled(self.encoder, mel, lengths, n_tokens), self.valid_tokens(lengths, n_tokens)
+
+    def token_mel(self, wav: Tensor) -> tuple[Tensor, int]:
+        """``wav[B,T]`` padded to whole tokens -> (log-mel ``[B,F,M]``, number of tokens ``L``)."""
         n_tokens = math.ceil(wav.shape[1] / self.samples_per_token)
         wav = F.pad(wav.float(), (0, n_tokens * self.samples_per_token - wav.shape[1]))
-        mel = self.mel(wav)
-        h = self.encoder(mel, self.mel.num_frames(lengths + self.samples_per_token - 1))
-        tokens = reduce(h, "b (l p) d -> b l d", "mean", p=self.params.pool)
-        valid = torch.arange(n_tokens, device=wav.device)[None] < self.code_lengths(lengths)[:, None]
-        return tokens, valid
+        return self.mel(wav), n_tokens
+
+    def pooled(self, encoder: nn.Module, mel: Tensor, lengths: Tensor, n_tokens: int) -> Tensor:
+        """``encoder`` over ``mel[B,F,M]`` (``lengths[B]`` in samples), average-pooled -> ``[B,L,D]``."""
+        h = encoder(mel, self.mel.num_frames(lengths + self.samples_per_token - 1))
+        return reduce(h[:, : n_tokens * self.params.pool], "b (l p) d -> b l d", "mean", p=self.params.pool)
+
+    def valid_tokens(self, lengths: Tensor, n_tokens: int) -> Tensor:
+        """``valid[B,L]``: which of ``n_tokens`` positions hold audio of ``lengths[B]`` samples."""
+        return torch.arange(n_tokens, device=lengths.device)[None] < self.code_lengths(lengths)[:, None]
 
     @torch.no_grad()
     def init_codebook(self, batches: Iterable[dict[str, Any]], min_vectors: int = 0) -> int:
@@ -170,23 +180,26 @@ class WhisperVQTokenizer(SpeechTokenizer):
         codebook.init_embed_(torch.cat(vectors)[None])
         return sum(map(len, vectors))
 
-    def teacher_features(self, wav: Tensor, lengths: Tensor) -> Tensor:
-        """Pooled features ``[B,L,D]`` of the frozen full-attention pretrained encoder (built on
-        first use, kept out of the state dict)."""
+    def teacher(self) -> nn.Module:
+        """The frozen full-attention pretrained encoder (built on first use, kept out of the
+        state dict): the distillation target."""
         if not hasattr(self, "_teacher"):
             state, config = load_whisper_weights(self.params.weights or default_model_dir())
             teacher, _ = build_whisper(config, self.params.encoder_layers, causal=False, with_decoder=False)
             load_part(teacher, state, "encoder.")
             self._teacher = [teacher.requires_grad_(False).eval()]
-        teacher = self._teacher[0].to(wav.device)
-        n_tokens = math.ceil(wav.shape[1] / self.samples_per_token)
-        wav = F.pad(wav.float(), (0, n_tokens * self.samples_per_token - wav.shape[1]))
-        with torch.no_grad():
-            h = teacher(self.mel(wav), self.mel.num_frames(lengths + self.samples_per_token - 1))
-        return reduce(h[:, : n_tokens * self.params.pool], "b (l p) d -> b l d", "mean", p=self.params.pool)
+        return self._teacher[0].to(next(self.parameters()).device)
+
+    @torch.no_grad()
+    def teacher_features(self, wav: Tensor, lengths: Tensor) -> Tensor:
+        """Pooled teacher features ``[B,L,D]`` of ``wav[B,T]`` (like :meth:`features`)."""
+        mel, n_tokens = self.token_mel(wav)
+        return self.pooled(self.teacher(), mel, lengths, n_tokens)
 
     def training_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        tokens, valid = self.features(batch["wav"], batch["lengths"])
+        mel, n_tokens = self.token_mel(batch["wav"])
+        tokens = self.pooled(self.encoder, mel, batch["lengths"], n_tokens)
+        valid = self.valid_tokens(batch["lengths"], n_tokens)
         quantized, indices, commit = self.vq(self.proj_in(tokens), mask=valid)
         quantized = self.proj_out(quantized)
         memory = self.post(quantized)
@@ -202,7 +215,8 @@ class WhisperVQTokenizer(SpeechTokenizer):
         stats = codebook_stats(indices[valid], self.codebook_size)
         loss, extra = ce + commit.sum(), {}
         if self.params.distill > 0:
-            target = self.teacher_features(batch["wav"], batch["lengths"])
+            with torch.no_grad():  # the same mel as the student's
+                target = self.pooled(self.teacher(), mel, batch["lengths"], n_tokens)
             distill = (tokens - target).pow(2).mean(-1)[valid].mean()
             loss, extra = loss + self.params.distill * distill, {"distill": distill.detach()}
         return {"loss": loss, "asr_ce": ce.detach(), "commit": commit.detach().sum(), **extra, **stats}

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from toolkit.nn.fast_linear import weight_stamp
+
 GROUP = 32
 
 
@@ -48,15 +50,12 @@ class Int4Linear(nn.Linear):
         sz = torch.stack([scale.float().t(), zero.float().t()], dim=-1).to(torch.bfloat16)
         new.register_buffer("packed", packed, persistent=False)
         new.register_buffer("scale_zero", sz, persistent=False)
-        new._stamp = new._weight_stamp()
+        new._stamp = weight_stamp(new.weight)
         return new
-
-    def _weight_stamp(self) -> tuple[int, int]:
-        return (self.weight._version, self.weight.data_ptr())
 
     def packed_usable(self, x: Tensor) -> bool:
         return (not torch.is_grad_enabled() and x.device.type == "cpu"
-                and self.packed.device.type == "cpu" and self._weight_stamp() == self._stamp)
+                and self.packed.device.type == "cpu" and weight_stamp(self.weight) == self._stamp)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.packed_usable(x):
