@@ -16,9 +16,10 @@ from torch import Tensor, nn
 class ConvNeXtBlock(nn.Module):
     """``x + mlp(norm(dwconv(x)))`` over ``x[B,D,F]``; optional FiLM from ``cond[B,D]``."""
 
-    def __init__(self, dim: int, dilation: int = 1, conditioned: bool = False) -> None:
+    def __init__(self, dim: int, dilation: int = 1, conditioned: bool = False, kernel: int = 7) -> None:
         super().__init__()
-        self.dwconv = nn.Conv1d(dim, dim, 7, padding=3 * dilation, dilation=dilation, groups=dim)
+        self.dwconv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2 * dilation, dilation=dilation,
+                                groups=dim)
         self.norm = nn.LayerNorm(dim, elementwise_affine=not conditioned)
         self.film = nn.Linear(dim, 2 * dim) if conditioned else None
         self.pw1, self.pw2 = nn.Linear(dim, 3 * dim), nn.Linear(3 * dim, dim)

@@ -103,6 +103,11 @@ class MelVQTokenizer(SpeechTokenizer):
         return rearrange(x, "b c l -> b l c"), new
 
     @torch.no_grad()
+    def code_vectors(self) -> Tensor:
+        """The codebook in feature space ``[codebook_size, D]`` (what each code stands for)."""
+        return self.proj_out(self.vq.codebook.reshape(self.codebook_size, -1))
+
+    @torch.no_grad()
     def nearest(self, z: Tensor) -> Tensor:
         x = self.proj_in(z)
         book = self.vq.codebook.reshape(-1, x.shape[-1])

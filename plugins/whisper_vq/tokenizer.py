@@ -108,6 +108,11 @@ class WhisperVQTokenizer(SpeechTokenizer):
                          rounding_mode="floor")
 
     @torch.no_grad()
+    def code_vectors(self) -> Tensor:
+        """The codebook in feature space ``[codebook_size, D]`` (what each code stands for)."""
+        return self.proj_out(self.vq.codebook.reshape(self.codebook_size, -1))
+
+    @torch.no_grad()
     def nearest(self, tokens: Tensor) -> Tensor:
         """``tokens[B,L,D]`` -> nearest code ids ``[B,L]``."""
         x = self.proj_in(tokens)

@@ -85,3 +85,20 @@ def test_temperature_scales_the_noise_around_the_prior():
         outputs[temperature] = (first, dec.generate_mel(codes))
     torch.testing.assert_close(*outputs[0.0])
     assert not torch.allclose(*outputs[1.0])
+
+
+def test_code_vectors_make_close_codes_start_close():
+    """With the tokenizer's code vectors, two codes with the same vector get nearly the same
+    features before any training (the per-code embedding only adds a small offset), and the
+    setting survives a save / load through the params."""
+    dec = small()
+    vectors = torch.randn(32, 24)
+    vectors[1] = vectors[0]
+    dec.init_code_vectors(vectors)
+    assert dec.params.code_dim == 24
+    h = dec.token_features(torch.tensor([[0, 1, 2]]))[0]  # [3*8, D]
+    same, other = (h[8:16] - h[:8]).norm(), (h[16:24] - h[:8]).norm()
+    assert same < 0.5 * other
+    again = toolkit.build("decoder", "flow_vocoder", **vars(dec.params))
+    again.load_state_dict(dec.state_dict())
+    torch.testing.assert_close(again.code_vectors, dec.code_vectors)

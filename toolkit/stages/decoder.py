@@ -86,6 +86,8 @@ def run_decoder(ctx: StageContext) -> None:
     if decoder.sample_rate != tokenizer.sample_rate:
         raise ToolkitError(f"recipe error at decoder: sample rate {decoder.sample_rate} differs "
                            f"from the tokenizer's {tokenizer.sample_rate}")
+    if hasattr(decoder, "init_code_vectors") and hasattr(tokenizer, "code_vectors"):
+        decoder.init_code_vectors(tokenizer.code_vectors())  # a resumed run loads over this
     data = audio_data(ctx, decoder.sample_rate, p.batch_seconds, p.max_seconds, p.num_workers)
     codes = corpus_codes(ctx, tokenizer)
     spc = round(decoder.sample_rate / tokenizer.frame_rate)
