@@ -31,7 +31,11 @@ class Trainable(ABC):
 
 
 class SpeechTokenizer(nn.Module, Trainable):
-    """Waveform -> discrete speech codes."""
+    """Waveform -> discrete speech codes.
+
+    Optional hooks the stages use when present: ``init_codebook(batches) -> int`` (the
+    ``tokenizer`` stage, before training) and ``code_vectors() -> Tensor[codebook_size, D]``
+    (what each code stands for; the ``decoder`` stage hands it to the decoder)."""
 
     sample_rate: int
     """Input sample rate in Hz."""
@@ -70,7 +74,10 @@ class VoicePrompt:
 
 
 class Decoder(nn.Module, Trainable):
-    """Speech codes -> waveform, in the voice of an optional prompt."""
+    """Speech codes -> waveform, in the voice of an optional prompt.
+
+    Optional hook: ``init_code_vectors(vectors[codebook_size, D])``, called by the ``decoder``
+    stage before training with the tokenizer's :meth:`code_vectors` when both exist."""
 
     sample_rate: int
     frame_rate: float

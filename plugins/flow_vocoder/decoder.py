@@ -57,8 +57,9 @@ class FlowVocoderParams:
     cfg_scale: float = 0.0
     """Classifier-free guidance weight w: v = (1 + w) v_cond - w v_uncond (0 = off). Off by
     default: on a moss_full decoder it raised judge WER (0.43 at w=0, 0.61 at 0.5, 0.69 at 1)."""
-    cfg_dropout: float = 0.0
-    """Training: chance that a row's tokens are dropped (learns v_uncond; set with cfg_scale)."""
+    cfg_dropout: float = 0.2
+    """Training: chance that a row's tokens are dropped (learns v_uncond for cfg_scale > 0; kept
+    on as a regulariser: flow WER 0.81 with it, 0.91 without, in two otherwise similar runs)."""
     speaker_dropout: float = 0.3
     """Training: chance that a row gets no speaker embedding (as when decoding without a voice)."""
     prior_weight: float = 1.0

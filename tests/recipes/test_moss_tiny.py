@@ -62,3 +62,16 @@ def test_rerun_skips_complete_stages_and_redoes_an_incomplete_one(run_dir: Path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("complete, skipped") == 8
     assert "export: done" in again.stderr
+
+
+@pytest.mark.models
+def test_decoder_reads_the_trained_tokenizers_code_vectors(run_dir: Path) -> None:
+    """The decoder stage hands the tokenizer's codebook to the decoder (standardised per dim)."""
+    from toolkit.stages.decoder import load_trained as load_decoder
+    from toolkit.stages.tokenizer import load_trained as load_tokenizer
+
+    tokenizer, decoder = load_tokenizer(run_dir), load_decoder(run_dir)
+    vectors = tokenizer.code_vectors()
+    assert decoder.params.code_dim == vectors.shape[1]
+    expected = (vectors - vectors.mean(0)) / vectors.std(0).clamp(min=1e-6)
+    torch.testing.assert_close(decoder.code_vectors[: tokenizer.codebook_size], expected)
