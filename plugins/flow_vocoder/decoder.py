@@ -99,9 +99,9 @@ class FlowVocoder(Decoder):
             raise ToolkitError(f"flow_vocoder: frame_rate {p.frame_rate} must divide 100 mel frames/s")
         self.frame_rate, self.upsample = p.frame_rate, int(round(ratio))
         self.embed = nn.Embedding(p.codebook_size + 1, p.dim)  # last row: "no token" for CFG
-        self.code_proj = nn.Linear(p.code_dim, p.dim) if p.code_dim else None
+        self.code_proj = None
         if p.code_dim:
-            self.register_buffer("code_vectors", torch.zeros(p.codebook_size + 1, p.code_dim))
+            self.add_code_input(torch.zeros(p.codebook_size + 1, p.code_dim))
         self.context = nn.ModuleList(ConvNeXtBlock(p.dim, kernel=5) for _ in range(p.context_layers))
         # where a mel frame sits inside its token: lets the features move within a token
         self.position = nn.Parameter(torch.zeros(self.upsample, p.dim))
@@ -123,10 +123,14 @@ class FlowVocoder(Decoder):
         vectors = vectors.detach().float().cpu()
         vectors = (vectors - vectors.mean(0)) / vectors.std(0).clamp(min=1e-6)
         self.params.code_dim = vectors.shape[1]
-        self.code_proj = nn.Linear(vectors.shape[1], self.params.dim).to(self.embed.weight.device)
-        table = torch.cat([vectors, vectors.new_zeros(1, vectors.shape[1])])  # "no token" row: 0
-        self.register_buffer("code_vectors", table.to(self.embed.weight.device))
+        self.add_code_input(torch.cat([vectors, vectors.new_zeros(1, vectors.shape[1])]))  # "no token": 0
         nn.init.normal_(self.embed.weight, std=0.1)  # the projection carries most at first
+
+    def add_code_input(self, table: Tensor) -> None:
+        """Read ``table[codebook_size + 1, Dc]`` (a buffer) through a new learned projection."""
+        device = self.embed.weight.device
+        self.code_proj = nn.Linear(table.shape[1], self.params.dim).to(device)
+        self.register_buffer("code_vectors", table.to(device))
 
     # -- pieces ------------------------------------------------------------------------
     def token_features(self, codes: Tensor) -> Tensor:
@@ -191,12 +195,13 @@ class FlowVocoder(Decoder):
             given[:, :n_prompt] = prompt.mel.to(given)
         speaker = self.speaker_embedding(prompt, b, codes.device)
         mu = self.token_features(codes)
-        mu_null = self.token_features(torch.full_like(codes, self.params.codebook_size))
         noise = torch.cat([self.noise(-n_prompt % len(self.noise_table), n_prompt, b),
                            self.noise(start_frame, frames - n_prompt, b)], 1)
         scale = self.params.temperature if self.prior is not None else 1.0
         x = self.flow_start(self.prior_mel(mu), scale * noise)
         w, steps = self.params.cfg_scale, self.params.steps
+        if w > 0:
+            mu_null = self.token_features(torch.full_like(codes, self.params.codebook_size))
         for i in range(steps):
             t = torch.full((b,), i / steps, device=x.device)
             if w > 0:
@@ -263,7 +268,9 @@ class FlowVocoder(Decoder):
         mu = self.token_features(codes)
         # CFG drops the tokens only: both branches share x_t (from the tokens' prior) at inference
         drop = torch.rand(b, 1, 1, device=mel.device) < self.params.cfg_dropout
-        mu_in = torch.where(drop, self.token_features(torch.full_like(codes, self.params.codebook_size)), mu)
+        mu_in = mu
+        if drop.any():
+            mu_in = torch.where(drop, self.token_features(torch.full_like(codes, self.params.codebook_size)), mu)
         # the speaker drops on its own, so decoding without a voice prompt is in distribution
         spk_mask = valid & (torch.rand(b, 1, device=mel.device) < 0.5 + 0.5 * torch.rand(b, frames))
         keep_spk = torch.rand(b, 1, device=mel.device) >= self.params.speaker_dropout
