@@ -2,7 +2,9 @@
 
 For a run's trained tokenizer + decoder, on held-out utterances of the run's corpus: the ASR
 judge's WER on resynthesised speech (audio -> codes -> decoder -> judge) next to its WER on
-the original audio, codebook perplexity and usage, encode and decode real-time factors
+the original audio, codebook perplexity and usage, the WER of the codes spelled by the
+tokenizer's own local CTC head where it has one (what the codes carry with no decoder and no
+language model), encode and decode real-time factors
 (seconds of compute per second of audio; < 0.2 means faster than 5x real time) and the
 first-chunk latency of streaming decoding. Prints a table and writes ``codec_benchmark.json``
 into the run folder.
@@ -65,13 +67,16 @@ def main() -> None:
     judge = Judge()
     seconds = sum(len(w) for _, w in clips) / 16000
     t_enc = t_dec = 0.0
-    resynth, counts = [], torch.zeros(tokenizer.codebook_size)
+    resynth, spelled, counts = [], [], torch.zeros(tokenizer.codebook_size)
+    can_spell = getattr(getattr(tokenizer, "params", None), "ctc", 0) > 0
     with torch.no_grad():
         for _, wav in clips:
             t = time.perf_counter()
             codes, _ = tokenizer.encode(wav[None])
             t_enc += time.perf_counter() - t
             counts += torch.bincount(codes[0], minlength=tokenizer.codebook_size).float()
+            if can_spell:
+                spelled.append(tokenizer.spell_codes(codes[0]))
             t = time.perf_counter()
             resynth.append(decoder.decode(codes)[0][: len(wav)])
             t_dec += time.perf_counter() - t
@@ -82,7 +87,8 @@ def main() -> None:
     probs = counts / counts.sum()
     perplexity = math.exp(float(-(probs * probs.clamp(min=1e-10).log()).sum()))
     result = {"utterances": len(clips), "audio_seconds": seconds, "wer_original": wer_orig,
-              "wer_resynth": wer_resynth, "perplexity": perplexity,
+              "wer_resynth": wer_resynth,
+              "wer_codes_spelled": wer(refs, spelled) if can_spell else "n/a", "perplexity": perplexity,
               "usage": float((counts > 0).float().mean()), "rtf_encode": t_enc / seconds,
               "rtf_decode": t_dec / seconds, "first_chunk_compute_s": latency[0],
               "first_chunk_audio_s": latency[1],

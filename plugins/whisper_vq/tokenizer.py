@@ -3,7 +3,8 @@
 wav (16 kHz) -> causal log-mel (100 fps) -> Whisper encoder cut at ``encoder_layers``
 (50 fps, block-causal) -> average pool by ``pool`` (12.5 tokens/s) -> one VQ codebook.
 Trained with an ASR objective: a Whisper decoder reads the transcript from the quantised
-sequence (teacher-forced cross-entropy), plus the VQ commitment loss.
+sequence (teacher-forced cross-entropy), and a head that sees one token at a time spells it
+(character CTC), plus the VQ commitment loss and distillation from the full-attention encoder.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from toolkit.contracts import SpeechTokenizer, StreamingEncoder
 from toolkit.streaming import BlockStream, SingleStream
 from toolkit.errors import ToolkitError
 
+from .ctc import LocalCTCHead
 from .ct2 import default_model_dir, load_whisper_weights
 from .whisper import EncoderState, build_whisper, load_part
 
@@ -55,6 +57,10 @@ class WhisperVQParams:
     those of the pretrained full-attention encoder (frozen). Pretrained Whisper weights under a
     block-causal mask lose most of their content; this dense target restores it far faster than
     the ASR loss alone. 0 = off."""
+    ctc: float = 3.0
+    """Weight of a local character CTC loss on the quantised tokens (see :mod:`.ctc`): each
+    token alone must spell its own letters, so the codes keep names and not only sentence
+    templates (the ASR decoder alone learns the corpus' language model). 0 = off."""
     window_seconds: float = 30.0
     """Longer audio is encoded in independent windows of this length (<= 30 s)."""
 
@@ -93,6 +99,7 @@ class WhisperVQTokenizer(SpeechTokenizer):
                                  kmeans_init=p.kmeans_init,
                                  threshold_ema_dead_code=p.dead_code_threshold)
         self.post = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.ctc = LocalCTCHead(dim, p.pool) if p.ctc > 0 else None
         self.text = Tokenizer.from_file(str((default_model_dir() if not p.weights else path)
                                             / "tokenizer.json"))
         self.eot = self.text.token_to_id("<|endoftext|>")
@@ -224,6 +231,9 @@ class WhisperVQTokenizer(SpeechTokenizer):
                 target = self.pooled(self.teacher(), mel, batch["lengths"], n_tokens)
             distill = (tokens - target).pow(2).mean(-1)[valid].mean()
             loss, extra = loss + self.params.distill * distill, {"distill": distill.detach()}
+        if self.ctc is not None:
+            ctc = self.ctc.loss(quantized, valid, batch["text"])
+            loss, extra = loss + self.params.ctc * ctc, {**extra, "ctc": ctc.detach()}
         return {"loss": loss, "asr_ce": ce.detach(), "commit": commit.detach().sum(), **extra, **stats}
 
     @torch.no_grad()
@@ -233,6 +243,14 @@ class WhisperVQTokenizer(SpeechTokenizer):
         prefix = self.text.encode("").ids[:-1]
         out = self.asr.greedy(prefix, self.post(quantized), self.eot, max_tokens, self.eot + 1)
         return self.text.decode(out)
+
+    @torch.no_grad()
+    def spell_codes(self, codes: Tensor) -> str:
+        """Read ``codes[L]`` back with the local CTC head (needs ``ctc > 0``): what the codes
+        carry on their own, with no language model to fill gaps."""
+        if self.ctc is None:
+            raise ToolkitError("whisper_vq: spell_codes needs a tokenizer trained with ctc > 0")
+        return self.ctc.greedy(self.proj_out(self.vq.get_output_from_indices(codes[None]))[0])
 
 
 def codebook_stats(indices: Tensor, codebook_size: int) -> dict[str, Tensor]:

@@ -88,10 +88,14 @@ def load_component(folder: str | Path, stem: str, kind: str) -> Any:
     info = read_json(folder / f"{stem}.json")
     module = toolkit.build(kind, info["plugin"], **info["params"])
     state = load_tensors(folder / f"{stem}.safetensors")
-    missing = set(state) - set(module.state_dict())
-    if missing:
-        raise ToolkitError(f"{folder}/{stem}.safetensors: weights {sorted(missing)[:3]} do not "
+    unexpected = set(state) - set(module.state_dict())
+    if unexpected:
+        raise ToolkitError(f"{folder}/{stem}.safetensors: weights {sorted(unexpected)[:3]} do not "
                            f"fit plugin {info['plugin']}")
+    untrained = set(trained_state(module)) - set(state)
+    if untrained:  # the plugin grew trainable parts since: they would stay random
+        raise ToolkitError(f"{folder}/{stem}.safetensors lacks trained weights {sorted(untrained)[:3]} "
+                           f"of plugin {info['plugin']} (saved by an older version?): retrain this stage")
     module.load_state_dict(state, strict=False)
     return module.eval()
 
