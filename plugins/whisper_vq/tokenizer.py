@@ -27,7 +27,7 @@ from toolkit.contracts import SpeechTokenizer, StreamingEncoder
 from toolkit.streaming import BlockStream, SingleStream
 from toolkit.errors import ToolkitError
 
-from .ctc import LocalCTCHead
+from .ctc import Labels, LocalCTCHead
 from .ct2 import default_model_dir, load_whisper_weights
 from .whisper import EncoderState, build_whisper, load_part
 
@@ -58,9 +58,15 @@ class WhisperVQParams:
     block-causal mask lose most of their content; this dense target restores it far faster than
     the ASR loss alone. 0 = off."""
     ctc: float = 3.0
-    """Weight of a local character CTC loss on the quantised tokens (see :mod:`.ctc`): each
-    token alone must spell its own letters, so the codes keep names and not only sentence
+    """Weight of a local CTC loss on the quantised tokens (see :mod:`.ctc`): each token alone
+    must spell what is said in its own 80 ms, so the codes keep names and not only sentence
     templates (the ASR decoder alone learns the corpus' language model). 0 = off."""
+    ctc_labels: Labels = "phonemes"
+    """What the CTC head spells: ``phonemes`` (espeak-ng's phonemes of the transcript; needs
+    espeak-ng while training) or ``chars`` (its letters). On moss_full's 135 test utterances
+    phonemes gave resynthesis WER 0.712 against 0.764 for letters (original audio 0.445)."""
+    ctc_voice: str = "en-us"
+    """espeak-ng voice (language) that phonemises transcripts for ``ctc_labels: phonemes``."""
     window_seconds: float = 30.0
     """Longer audio is encoded in independent windows of this length (<= 30 s)."""
 
@@ -99,7 +105,8 @@ class WhisperVQTokenizer(SpeechTokenizer):
                                  kmeans_init=p.kmeans_init,
                                  threshold_ema_dead_code=p.dead_code_threshold)
         self.post = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
-        self.ctc = LocalCTCHead(dim, p.pool) if p.ctc > 0 else None
+        self.ctc = (LocalCTCHead(dim, p.pool, labels=p.ctc_labels, voice=p.ctc_voice)
+                    if p.ctc > 0 else None)
         self.text = Tokenizer.from_file(str((default_model_dir() if not p.weights else path)
                                             / "tokenizer.json"))
         self.eot = self.text.token_to_id("<|endoftext|>")
@@ -247,7 +254,8 @@ class WhisperVQTokenizer(SpeechTokenizer):
     @torch.no_grad()
     def spell_codes(self, codes: Tensor) -> str:
         """Read ``codes[L]`` back with the local CTC head (needs ``ctc > 0``): what the codes
-        carry on their own, with no language model to fill gaps."""
+        carry on their own, with no language model to fill gaps. Letters or espeak-ng phonemes
+        (``ctc_labels``)."""
         if self.ctc is None:
             raise ToolkitError("whisper_vq: spell_codes needs a tokenizer trained with ctc > 0")
         return self.ctc.greedy(self.proj_out(self.vq.get_output_from_indices(codes[None]))[0])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import toolkit
-from plugins.whisper_vq.ctc import ALPHABET, LocalCTCHead, char_ids, normalise
+from plugins.whisper_vq.ctc import ALPHABET, PHONEME_ALPHABET, LocalCTCHead, char_ids, normalise, phoneme_ids
 from toolkit.errors import ToolkitError
 
 
@@ -40,6 +40,31 @@ def test_loss_and_greedy_agree_after_fitting_one_text():
         opt.step()
     assert loss.item() < 0.05 * first
     assert head.greedy(tokens[0]) == "hello accra"
+
+
+def test_phoneme_labels_come_from_espeak_and_drop_stress_marks():
+    pytest.importorskip("shutil").which("espeak-ng") or pytest.skip("espeak-ng is not installed")
+    head = LocalCTCHead(dim=8, pool=4, labels="phonemes")
+    ref = head.reference("The capital, Accra!")
+    assert "'" not in ref and "," not in ref and len(ref.split()) == 3  # three words, no stress
+    assert ref.split()[1] == "kapIt#@L"  # espeak-ng's "k'apIt#@L" for "capital"
+    ids = phoneme_ids("The capital, Accra!")
+    assert ids == [PHONEME_ALPHABET.index(c) + 1 for c in ref] and 0 not in ids
+    assert head.label_ids(["Hi", "The capital, Accra!"])[1] == ids
+
+
+def test_a_phoneme_head_fits_and_reads_back_its_reference():
+    pytest.importorskip("shutil").which("espeak-ng") or pytest.skip("espeak-ng is not installed")
+    torch.manual_seed(0)
+    head = LocalCTCHead(dim=32, pool=4, hidden=64, labels="phonemes")
+    tokens, valid = torch.randn(1, 8, 32), torch.ones(1, 8, dtype=torch.bool)
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss = head.loss(tokens, valid, ["Hello, Accra!"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert head.greedy(tokens[0]) == head.reference("Hello, Accra!")
 
 
 @pytest.mark.models

@@ -8,6 +8,7 @@ what it says and how, so a re-run reuses every finished file and never a stale o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -58,19 +59,33 @@ def espeak_binary() -> str:
     return exe
 
 
-def synthesize(text: str, voice: Voice, sample_rate: int = 16000) -> torch.Tensor:
-    """Speak ``text`` -> ``wav[T]`` float32 at ``sample_rate``."""
-    cmd = [espeak_binary(), "-v", voice.voice, "-s", str(voice.speed), "-p", str(voice.pitch),
-           "--stdout", "--", text]
+def run_espeak(args: list[str], failure: str) -> bytes:
+    """stdout of ``espeak-ng ARGS``; a failure is one :class:`ToolkitError` line: ``failure``
+    and espeak-ng's first error line."""
     try:
-        out = subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
+        return subprocess.run([espeak_binary(), *args], capture_output=True, check=True,
+                              timeout=60).stdout
     except subprocess.CalledProcessError as err:
         msg = err.stderr.decode(errors="replace").strip().splitlines()
-        raise ToolkitError(f"espeak-ng failed for voice {voice.voice!r}: "
-                           f"{msg[0] if msg else 'exit ' + str(err.returncode)}") from None
+        raise ToolkitError(f"{failure}: {msg[0] if msg else 'exit ' + str(err.returncode)}") from None
+
+
+def synthesize(text: str, voice: Voice, sample_rate: int = 16000) -> torch.Tensor:
+    """Speak ``text`` -> ``wav[T]`` float32 at ``sample_rate``."""
+    out = run_espeak(["-v", voice.voice, "-s", str(voice.speed), "-p", str(voice.pitch),
+                      "--stdout", "--", text], f"espeak-ng failed for voice {voice.voice!r}")
     data, rate = sf.read(io.BytesIO(out), dtype="float32", always_2d=True)
     wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     return resample(wav, rate, sample_rate)
+
+
+@functools.lru_cache(maxsize=65536)
+def phonemize(text: str, voice: str = "en-us") -> str:
+    """``text`` -> espeak-ng's phonemes in its ASCII alphabet (``espeak-ng -q -x``), clauses
+    joined by spaces, words separated by spaces: "capital" -> ``k'apIt#@L``. Cached per text."""
+    out = run_espeak(["-q", "-x", "-v", voice, "--", text],
+                     f"espeak-ng could not phonemize with voice {voice!r}")
+    return " ".join(out.decode(errors="replace").split())
 
 
 def job_path(folder: Path, job: SynthJob, sample_rate: int, fmt: str) -> Path:
@@ -115,5 +130,5 @@ def synthesize_all(jobs: Sequence[SynthJob], folder: Path, sample_rate: int = 16
     return results
 
 
-__all__ = ["Voice", "SynthJob", "ESPEAK_MISSING", "espeak_binary", "synthesize",
+__all__ = ["Voice", "SynthJob", "ESPEAK_MISSING", "espeak_binary", "synthesize", "phonemize",
            "synthesize_all", "job_path"]
