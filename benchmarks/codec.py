@@ -1,13 +1,16 @@
-"""Codec benchmark: ``python benchmarks/codec.py RUN_DIR [--n 40] [--split test] [--threads 1]``.
+"""Codec benchmark: ``python benchmarks/codec.py RUN_DIR [--n 40] [--split test] [--threads 1]
+[--decoder-set KEY=VALUE ...]``.
 
 For a run's trained tokenizer + decoder, on held-out utterances of the run's corpus: the ASR
 judge's WER on resynthesised speech (audio -> codes -> decoder -> judge) next to its WER on
 the original audio, codebook perplexity and usage, the WER of the codes spelled by the
 tokenizer's own local CTC head where it has one (what the codes carry with no decoder and no
-language model), encode and decode real-time factors
+language model; in letters, or in espeak-ng phoneme words for a phoneme head), encode and decode real-time factors
 (seconds of compute per second of audio; < 0.2 means faster than 5x real time) and the
 first-chunk latency of streaming decoding. Prints a table and writes ``codec_benchmark.json``
-into the run folder.
+into the run folder (``codec_benchmark-KEY=VALUE....json`` with ``--decoder-set``, which changes
+inference parameters of the trained decoder, e.g. ``steps=0 temperature=0`` for flow_vocoder's
+prior mel alone).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--split", default="test")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--decoder-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="inference parameters of the decoder to change (numbers)")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     torch.set_num_threads(args.threads)
@@ -63,6 +68,10 @@ def main() -> None:
 
     run = Path(args.run_dir)
     tokenizer, decoder = load_tokenizer(run), load_decoder(run)
+    for key, _, value in (item.partition("=") for item in args.decoder_set):
+        if not value or not hasattr(decoder.params, key):
+            raise SystemExit(f"--decoder-set {key}={value}: not KEY=NUMBER for a decoder parameter")
+        setattr(decoder.params, key, type(getattr(decoder.params, key))(float(value)))
     clips = held_out(run, args.split, args.n)
     judge = Judge()
     seconds = sum(len(w) for _, w in clips) / 16000
@@ -88,12 +97,14 @@ def main() -> None:
     perplexity = math.exp(float(-(probs * probs.clamp(min=1e-10).log()).sum()))
     result = {"utterances": len(clips), "audio_seconds": seconds, "wer_original": wer_orig,
               "wer_resynth": wer_resynth,
-              "wer_codes_spelled": wer(refs, spelled) if can_spell else "n/a", "perplexity": perplexity,
+              f"wer_codes_spelled_{tokenizer.ctc.labels}" if can_spell else "wer_codes_spelled":
+                  wer([tokenizer.ctc.reference(t) for t in refs], spelled, normalize=False)
+                  if can_spell else "n/a", "perplexity": perplexity,
               "usage": float((counts > 0).float().mean()), "rtf_encode": t_enc / seconds,
               "rtf_decode": t_dec / seconds, "first_chunk_compute_s": latency[0],
               "first_chunk_audio_s": latency[1],
-              "threads": args.threads}
-    write_json(run / "codec_benchmark.json", result)
+              "threads": args.threads, "decoder_set": " ".join(args.decoder_set) or "-"}
+    write_json(run / ("-".join(["codec_benchmark", *args.decoder_set]) + ".json"), result)
     print(f"| metric | value |\n|---|---|")
     for key, value in result.items():
         print(f"| {key} | {value:.3f} |" if isinstance(value, float) else f"| {key} | {value} |")

@@ -87,6 +87,28 @@ def test_temperature_scales_the_noise_around_the_prior():
     assert not torch.allclose(*outputs[1.0])
 
 
+def test_start_time_refines_the_prior_over_the_rest_of_the_flow():
+    """start_time s: the estimator is asked at times s + (1-s) i/steps only, and the Euler steps
+    span 1-s; at s = 1 the output is the prior mel whatever the steps; steps 0 gives the prior."""
+    codes = torch.randint(0, 32, (1, 12))
+    dec = small(start_time=0.5, temperature=0.0).eval()  # 4 steps
+    prior = dec.prior_mel(dec.token_features(codes))
+    times, velocity = [], dec.estimator.forward
+
+    def spy(x, t, *rest):
+        times.append(float(t[0]))
+        return velocity(x, t, *rest)
+
+    dec.estimator.forward = spy
+    refined = dec.generate_mel(codes)
+    assert times == [0.5, 0.625, 0.75, 0.875]
+    assert not torch.allclose(refined, prior)
+    dec.params.start_time = 1.0
+    torch.testing.assert_close(dec.generate_mel(codes), prior)
+    dec.params.start_time, dec.params.steps = 0.0, 0
+    torch.testing.assert_close(dec.generate_mel(codes), prior)
+
+
 def test_code_vectors_make_close_codes_start_close():
     """With the tokenizer's code vectors, two codes with the same vector get nearly the same
     features before any training (the per-code embedding only adds a small offset), and the
