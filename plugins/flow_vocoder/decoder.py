@@ -111,6 +111,8 @@ class FlowVocoder(Decoder):
         ratio = 100.0 / p.frame_rate
         if abs(ratio - round(ratio)) > 1e-6:
             raise ToolkitError(f"flow_vocoder: frame_rate {p.frame_rate} must divide 100 mel frames/s")
+        if not 0.0 <= p.start_time <= 1.0:
+            raise ToolkitError(f"flow_vocoder: start_time must be in [0, 1], got {p.start_time}")
         self.frame_rate, self.upsample = p.frame_rate, int(round(ratio))
         self.embed = nn.Embedding(p.codebook_size + 1, p.dim)  # last row: "no token" for CFG
         self.code_proj = None

@@ -2,9 +2,11 @@
 
 import random
 
+import pytest
 import torch
 
 import toolkit
+from toolkit.errors import ToolkitError
 
 
 def small(**kw):
@@ -107,6 +109,8 @@ def test_start_time_refines_the_prior_over_the_rest_of_the_flow():
     torch.testing.assert_close(dec.generate_mel(codes), prior)
     dec.params.start_time, dec.params.steps = 0.0, 0
     torch.testing.assert_close(dec.generate_mel(codes), prior)
+    with pytest.raises(ToolkitError, match=r"start_time must be in \[0, 1\], got 1.5"):
+        small(start_time=1.5)
 
 
 def test_code_vectors_make_close_codes_start_close():
