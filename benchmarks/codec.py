@@ -95,11 +95,12 @@ def main() -> None:
     wer_resynth = wer(refs, judge.transcribe(resynth, decoder.sample_rate))
     probs = counts / counts.sum()
     perplexity = math.exp(float(-(probs * probs.clamp(min=1e-10).log()).sum()))
+    spelled_key, spelled_wer = "wer_codes_spelled", "n/a"
+    if can_spell:
+        spelled_key = f"wer_codes_spelled_{tokenizer.ctc.labels}"
+        spelled_wer = wer([tokenizer.ctc.reference(t) for t in refs], spelled, normalize=False)
     result = {"utterances": len(clips), "audio_seconds": seconds, "wer_original": wer_orig,
-              "wer_resynth": wer_resynth,
-              f"wer_codes_spelled_{tokenizer.ctc.labels}" if can_spell else "wer_codes_spelled":
-                  wer([tokenizer.ctc.reference(t) for t in refs], spelled, normalize=False)
-                  if can_spell else "n/a", "perplexity": perplexity,
+              "wer_resynth": wer_resynth, spelled_key: spelled_wer, "perplexity": perplexity,
               "usage": float((counts > 0).float().mean()), "rtf_encode": t_enc / seconds,
               "rtf_decode": t_dec / seconds, "first_chunk_compute_s": latency[0],
               "first_chunk_audio_s": latency[1],

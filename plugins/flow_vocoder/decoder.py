@@ -213,8 +213,10 @@ class FlowVocoder(Decoder):
         mu = self.token_features(codes)
         noise = torch.cat([self.noise(-n_prompt % len(self.noise_table), n_prompt, b),
                            self.noise(start_frame, frames - n_prompt, b)], 1)
-        start = self.params.start_time if self.prior is not None else 0.0
-        scale = (1 - start) * self.params.temperature if self.prior is not None else 1.0
+        start, scale = 0.0, 1.0  # without a prior: the plain flow from noise
+        if self.prior is not None:
+            start = self.params.start_time
+            scale = (1 - start) * self.params.temperature
         x = self.flow_start(self.prior_mel(mu), scale * noise)
         w, steps = self.params.cfg_scale, self.params.steps
         if w > 0:

@@ -27,12 +27,17 @@ PHONEME_ALPHABET = " " + "".join(chr(c) for c in range(33, 127) if chr(c) not in
 
 Labels = Literal["chars", "phonemes"]
 
+_ESPEAK_THREADS = ThreadPoolExecutor(4)  # threads start on first use; phonemes are cached per text
 
-def normalise(text: str, alphabet: str = ALPHABET) -> str:
-    """Anything outside ``alphabet`` becomes a space, spaces collapsed (characters: lower case
-    first; phonemes: stress marks dropped first)."""
-    text = text.lower() if alphabet is ALPHABET else re.sub("[',%=]", "", text)
+
+def _squeeze(text: str, alphabet: str) -> str:
+    """Anything outside ``alphabet`` becomes a space, spaces collapsed."""
     return re.sub(r" +", " ", re.sub(f"[^{re.escape(alphabet)}]", " ", text)).strip()
+
+
+def normalise(text: str) -> str:
+    """Lower case, anything outside :data:`ALPHABET` becomes a space, spaces collapsed."""
+    return _squeeze(text.lower(), ALPHABET)
 
 
 def char_ids(text: str) -> list[int]:
@@ -44,7 +49,7 @@ def phonemes(text: str, voice: str = "en-us") -> str:
     """``text`` -> its espeak-ng phonemes in :data:`PHONEME_ALPHABET`, words separated by spaces."""
     from toolkit.data.synth import phonemize
 
-    return normalise(phonemize(text, voice), PHONEME_ALPHABET)
+    return _squeeze(re.sub("[',%=]", "", phonemize(text, voice)), PHONEME_ALPHABET)  # no stress marks
 
 
 def phoneme_ids(text: str, voice: str = "en-us") -> list[int]:
@@ -76,8 +81,7 @@ class LocalCTCHead(nn.Module):
         """Label ids of each transcript (phonemisation runs espeak-ng: in threads, cached)."""
         if self.labels == "chars":
             return [char_ids(t) for t in texts]
-        with ThreadPoolExecutor(4) as pool:
-            return list(pool.map(phoneme_ids, texts, [self.voice] * len(texts)))
+        return list(_ESPEAK_THREADS.map(phoneme_ids, texts, [self.voice] * len(texts)))
 
     def loss(self, tokens: Tensor, valid: Tensor, texts: list[str]) -> Tensor:
         """Mean CTC loss per label over the batch: ``tokens[B,L,D]``, ``valid[B,L]``."""
