@@ -44,3 +44,28 @@ def test_judge_transcribes_espeak(sentence):
     text, wav = sentence
     hyp = Judge().transcribe([wav.numpy()], 16000)[0]
     assert wer(text, hyp) <= 0.25
+
+
+@pytest.mark.models
+def test_judge_is_deterministic_on_unclear_speech(sentence):
+    """Speech under noise at -6 dB SNR: faster-whisper's default would re-decode it by sampling
+    (its confidence is below the fallback threshold); the judge decodes greedily, so the same
+    clip gets the same transcript every time."""
+    pytest.importorskip("faster_whisper")
+    import numpy as np
+    import torch
+
+    from toolkit.eval import Judge
+
+    _, wav = sentence
+    noise = torch.randn(len(wav), generator=torch.Generator().manual_seed(0))
+    noisy = (wav + noise / noise.norm() * wav.norm() * 10 ** (6 / 20)).numpy().astype(np.float32)
+    judge = Judge()
+    segments, _ = judge.model.transcribe(noisy, language="en", beam_size=1, vad_filter=False,
+                                         condition_on_previous_text=False, without_timestamps=True)
+    assert max(s.temperature for s in segments) > 0  # the default fallback samples here
+    greedy, _ = judge.model.transcribe(noisy, language="en", beam_size=1, temperature=0.0,
+                                       vad_filter=False, condition_on_previous_text=False,
+                                       without_timestamps=True)
+    expected = " ".join(s.text.strip() for s in greedy).strip()
+    assert [judge.transcribe_one(noisy) for _ in range(3)] == [expected] * 3

@@ -27,7 +27,8 @@ class Judge:
     """``Judge().transcribe(wavs, sample_rate) -> list[str]`` (CPU, int8, English, greedy or beam)."""
 
     def __init__(self, model_dir: str | Path | None = None, beam_size: int = 1,
-                 compute_type: str = "int8", threads: int = 0) -> None:
+                 compute_type: str = "int8", threads: int = 0,
+                 temperatures: tuple[float, ...] = (0.0,)) -> None:
         try:
             from faster_whisper import WhisperModel
         except ImportError:
@@ -39,6 +40,9 @@ class Judge:
         self.model = WhisperModel(str(path), device="cpu", compute_type=compute_type,
                                   cpu_threads=threads, local_files_only=True)
         self.beam_size = beam_size
+        # faster-whisper's default re-decodes low-confidence audio by sampling at rising
+        # temperatures: then the same clip gets a different transcript (and WER) every run
+        self.temperatures = list(temperatures)
 
     def transcribe_one(self, wav: np.ndarray | torch.Tensor, sample_rate: int = JUDGE_RATE) -> str:
         audio = torch.as_tensor(wav).float().reshape(-1)
@@ -50,6 +54,7 @@ class Judge:
             return ""
         segments, _ = self.model.transcribe(audio.numpy().astype(np.float32), language="en",
                                             beam_size=self.beam_size, vad_filter=False,
+                                            temperature=self.temperatures,
                                             condition_on_previous_text=False,
                                             without_timestamps=True)
         return " ".join(s.text.strip() for s in segments).strip()
