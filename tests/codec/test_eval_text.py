@@ -69,3 +69,26 @@ def test_judge_is_deterministic_on_unclear_speech(sentence):
                                        without_timestamps=True)
     expected = " ".join(s.text.strip() for s in greedy).strip()
     assert [judge.transcribe_one(noisy) for _ in range(3)] == [expected] * 3
+
+
+@pytest.mark.models
+def test_judge_breaks_decoding_loops():
+    """A badly resynthesised "Who wrote The Iliad?" (a 1.5 s fixture) on which greedy decoding
+    loops ("be able to be able to ..." for hundreds of words): the judge decodes it again with no
+    repeated 3-gram, so one clip cannot add a hundred insertions to a benchmark's WER."""
+    pytest.importorskip("faster_whisper")
+    from pathlib import Path
+
+    import soundfile as sf
+    from faster_whisper.transcribe import get_compression_ratio
+
+    from toolkit.eval import Judge
+    from toolkit.eval.judge import LOOP_COMPRESSION
+
+    audio, rate = sf.read(Path(__file__).parents[1] / "fixtures" / "judge_loop.flac", dtype="float32")
+    judge = Judge()
+    looped = " ".join(s.text for s in judge.decode_segments(audio))
+    assert get_compression_ratio(looped) > LOOP_COMPRESSION
+    text = judge.transcribe_one(audio, rate)
+    assert get_compression_ratio(text) <= LOOP_COMPRESSION
+    assert wer("Who wrote The Iliad?", text) < 3

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -11,6 +11,9 @@ import torch
 from toolkit.errors import ToolkitError
 
 JUDGE_RATE = 16000
+LOOP_COMPRESSION = 2.4
+"""A transcript whose gzip compression ratio is above this is a decoding loop ("be able to be
+able to ..."); it is decoded again with no 3-gram repeated (faster-whisper's own threshold)."""
 
 
 def judge_model_dir() -> Path:
@@ -52,12 +55,19 @@ class Judge:
             audio = resample(audio, sample_rate, JUDGE_RATE)
         if audio.numel() < JUDGE_RATE // 10 or not torch.isfinite(audio).all():
             return ""
-        segments, _ = self.model.transcribe(audio.numpy().astype(np.float32), language="en",
-                                            beam_size=self.beam_size, vad_filter=False,
-                                            temperature=self.temperatures,
-                                            condition_on_previous_text=False,
-                                            without_timestamps=True)
+        segments = self.decode_segments(audio.numpy().astype(np.float32))
+        if any(s.compression_ratio > LOOP_COMPRESSION for s in segments):
+            segments = self.decode_segments(audio.numpy().astype(np.float32), no_repeat_ngram_size=3)
         return " ".join(s.text.strip() for s in segments).strip()
+
+    def decode_segments(self, audio: np.ndarray, **options: Any) -> list[Any]:
+        """faster-whisper's segments of ``audio[T]`` (float32, 16 kHz), greedy by default;
+        ``options`` go to ``WhisperModel.transcribe``."""
+        segments, _ = self.model.transcribe(audio, language="en", beam_size=self.beam_size,
+                                            vad_filter=False, temperature=self.temperatures,
+                                            condition_on_previous_text=False,
+                                            without_timestamps=True, **options)
+        return list(segments)
 
     def transcribe(self, wavs: Sequence[np.ndarray | torch.Tensor] | torch.Tensor,
                    sample_rate: int = JUDGE_RATE) -> list[str]:
