@@ -27,7 +27,10 @@ def judge_model_dir() -> Path:
 
 
 class Judge:
-    """``Judge().transcribe(wavs, sample_rate) -> list[str]`` (CPU, int8, English, greedy or beam)."""
+    """``Judge().transcribe(wavs, sample_rate) -> list[str]`` (CPU, int8, English, greedy or beam).
+
+    Deterministic: a clip gets the same transcript on every run (no sampling fallback), and a
+    transcript that loops is decoded again with no repeated 3-gram."""
 
     def __init__(self, model_dir: str | Path | None = None, beam_size: int = 1,
                  compute_type: str = "int8", threads: int = 0,
