@@ -12,7 +12,7 @@ from toolkit.errors import ToolkitError
 
 JUDGE_RATE = 16000
 LOOP_COMPRESSION = 2.4
-"""A transcript whose gzip compression ratio is above this is a decoding loop ("be able to be
+"""A transcript whose zlib compression ratio is above this is a decoding loop ("be able to be
 able to ..."); it is decoded again with no 3-gram repeated (faster-whisper's own threshold)."""
 
 
@@ -58,9 +58,10 @@ class Judge:
             audio = resample(audio, sample_rate, JUDGE_RATE)
         if audio.numel() < JUDGE_RATE // 10 or not torch.isfinite(audio).all():
             return ""
-        segments = self.decode_segments(audio.numpy().astype(np.float32))
+        samples = audio.numpy().astype(np.float32)
+        segments = self.decode_segments(samples)
         if any(s.compression_ratio > LOOP_COMPRESSION for s in segments):
-            segments = self.decode_segments(audio.numpy().astype(np.float32), no_repeat_ngram_size=3)
+            segments = self.decode_segments(samples, no_repeat_ngram_size=3)
         return " ".join(s.text.strip() for s in segments).strip()
 
     def decode_segments(self, audio: np.ndarray, **options: Any) -> list[Any]:
