@@ -1,8 +1,9 @@
 """``spoken_qa``: the default spoken corpora, synthesised offline with espeak-ng.
 
 A knowledge base of facts across domains (question + full-sentence answer), general
-sentences, small talk and chat dialogues in four modes, split by question into ``train``,
-``val``, ``test`` and ``text_only`` (facts seen in text training only). The whole corpus is
+sentences, every fact's names in neutral sentences, small talk and chat dialogues in four
+modes, split by question into ``train``, ``val``, ``test`` and ``text_only`` (facts seen in
+text training only; their names are still heard and spoken in training). The whole corpus is
 fixed by ``seed``; audio is 16 kHz mono FLAC (or WAV) under ``audio/``. Files written::
 
     utterances.jsonl  qa.jsonl  dialogues.jsonl  text.jsonl  corpus.json
@@ -27,7 +28,7 @@ from toolkit.errors import RecipeError, ToolkitError
 from toolkit.io import read_json, write_json
 from toolkit.params import to_dict
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 MANIFESTS = ("utterances", "qa", "dialogues", "text")
 
 
@@ -48,6 +49,12 @@ class SpokenQAParams:
     turn_voices: int = 2
     """How many speakers say each small-talk line."""
     num_speakers: int = 24
+    """Training speakers."""
+    held_out_speakers: int = 4
+    """Speakers of their own for ``val`` and for ``test``/``text_only`` (never heard in training)."""
+    entity_voices: int = 3
+    """Training utterances per name (every fact's subject and answer, all splits), each in a
+    neutral carrier sentence and a training voice."""
     voices: list[str] = field(default_factory=lambda: [
         "en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-scotland"])
     variants: list[str] = field(default_factory=lambda: [
@@ -129,8 +136,9 @@ def check_params(p: SpokenQAParams) -> None:
     if unknown:
         raise RecipeError("data.params.domains", f"unknown domain {sorted(unknown)[0]!r}; "
                                                  f"domains: {', '.join(DOMAINS)}")
-    if not p.voices or p.num_speakers < 1:
-        raise RecipeError("data.params.voices", "need at least one voice and one speaker")
+    if not p.voices or p.num_speakers < 1 or p.held_out_speakers < 1:
+        raise RecipeError("data.params.voices", "need at least one voice, one training speaker "
+                                                "and one held-out speaker")
     for name, (lo, hi) in (("speed_range", p.speed_range), ("pitch_range", p.pitch_range)):
         if lo > hi:
             raise RecipeError(f"data.params.{name}", f"low end {lo} above high end {hi}")

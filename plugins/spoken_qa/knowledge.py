@@ -1,7 +1,10 @@
 """The knowledge base: facts from in-code tables, each a question with a full-sentence answer.
 
 Every fact carries ``key``, the short answer a judge looks for in a transcript (lower case,
-spelled as espeak-ng says it), and ``aliases`` that also count (digits for numbers).
+spelled as espeak-ng says it), and ``aliases`` that also count (digits for numbers), plus the
+names a model must hear and say to use it: ``subject`` (what the question is about, e.g. a
+country; empty when the question has no single name) and ``entity`` (the answer as it is
+written, e.g. "New Delhi"; ``key`` when not given).
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ class Fact:
     answer: str
     key: str
     aliases: tuple[str, ...] = field(default=())
+    subject: str = ""
+    entity: str = ""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The subject and the answer as written: what the corpus speaks in neutral sentences."""
+        return tuple(n for n in (self.subject, self.entity or self.key) if n)
 
 
 CAPITALS = """Japan:Tokyo France:Paris Italy:Rome Spain:Madrid Germany:Berlin Egypt:Cairo
@@ -126,30 +136,30 @@ def _pairs(table: str) -> list[tuple[str, str]]:
     return [tuple(w.replace("_", " ") for w in item.split(":")) for item in table.split()]
 
 
-def _num(domain: str, q: str, a: str, n: int) -> Fact:
-    return Fact(domain, q, a, number_word(n), (str(n),))
+def _num(domain: str, q: str, a: str, n: int, subject: str = "") -> Fact:
+    return Fact(domain, q, a, number_word(n), (str(n),), subject)
 
 
 def geography() -> list[Fact]:
     facts = [Fact("geography", f"What is the capital of {c}?", f"The capital of {c} is {k}.",
-                  k.lower()) for c, k in _pairs(CAPITALS)]
+                  k.lower(), subject=c, entity=k) for c, k in _pairs(CAPITALS)]
     facts += [Fact("language", f"What language is mainly spoken in {c}?",
-                   f"The main language of {c} is {lang}.", lang.lower())
+                   f"The main language of {c} is {lang}.", lang.lower(), subject=c, entity=lang)
               for c, lang in _pairs(LANGUAGES)]
     return facts
 
 
 def literature() -> list[Fact]:
     return [Fact("literature", f"Who wrote {book}?", f"{book} was written by {who}.",
-                 who.split()[-1].lower()) for book, who in _pairs(AUTHORS)]
+                 who.split()[-1].lower(), subject=book, entity=who) for book, who in _pairs(AUTHORS)]
 
 
 def science() -> list[Fact]:
     facts = [Fact("science", q, a, k) for q, a, k in SCIENCE]
     facts += [_num("science", f"How many legs does a {a} have?",
-                   f"A {a} has {number_word(int(n))} legs.", int(n))
+                   f"A {a} has {number_word(int(n))} legs.", int(n), a)
               for a, n in _pairs(ANIMAL_LEGS)]
-    facts += [Fact("science", f"What is a baby {a} called?", f"A baby {a} is called a {y}.", y)
+    facts += [Fact("science", f"What is a baby {a} called?", f"A baby {a} is called a {y}.", y, subject=a)
               for a, y in _pairs(ANIMAL_YOUNG)]
     facts += [Fact("science", f"What color do you get when you mix {x} and {y}?",
                    f"Mixing {x} and {y} gives {z}.", z) for x, y, z in COLORS]
@@ -158,26 +168,28 @@ def science() -> list[Fact]:
 
 def units() -> list[Fact]:
     return [_num("units", f"How many {what} are there in {of}?",
-                 f"There are {number_word(n)} {what} in {of}.", n) for what, of, n in UNITS]
+                 f"There are {number_word(n)} {what} in {of}.", n, of) for what, of, n in UNITS]
 
 
 def words() -> list[Fact]:
-    return [Fact("words", f"What is the opposite of {a}?", f"The opposite of {a} is {b}.", b)
+    return [Fact("words", f"What is the opposite of {a}?", f"The opposite of {a} is {b}.", b, subject=a)
             for a, b in _pairs(OPPOSITES)]
 
 
 def dates() -> list[Fact]:
     out = [Fact("dates", f"Which month comes after {m}?",
-                f"The month after {m} is {MONTHS[(i + 1) % 12]}.", MONTHS[(i + 1) % 12].lower())
+                f"The month after {m} is {MONTHS[(i + 1) % 12]}.", MONTHS[(i + 1) % 12].lower(),
+                subject=m, entity=MONTHS[(i + 1) % 12])
            for i, m in enumerate(MONTHS)]
     out += [Fact("dates", f"Which day comes after {d}?",
-                 f"The day after {d} is {DAYS[(i + 1) % 7]}.", DAYS[(i + 1) % 7].lower())
+                 f"The day after {d} is {DAYS[(i + 1) % 7]}.", DAYS[(i + 1) % 7].lower(),
+                 subject=d, entity=DAYS[(i + 1) % 7])
             for i, d in enumerate(DAYS)]
     out += [_num("dates", f"How many days are there in {m}?",
-                 f"There are {number_word(n)} days in {m}.", n)
+                 f"There are {number_word(n)} days in {m}.", n, m)
             for m, n in zip(MONTHS, (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)) if m != "February"]
     out += [_num("dates", f"What number month of the year is {m}?",
-                 f"{m} is month number {number_word(i + 1)} of the year.", i + 1)
+                 f"{m} is month number {number_word(i + 1)} of the year.", i + 1, m)
             for i, m in enumerate(MONTHS)]
     return out
 

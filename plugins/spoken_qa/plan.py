@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plugins.spoken_qa.knowledge import Fact, all_facts
-from plugins.spoken_qa.texts import CLOSINGS, GREETINGS, SYSTEM_PROMPTS, sentences
+from plugins.spoken_qa.texts import (CLOSINGS, GREETINGS, HELD_OUT_CARRIERS, SYSTEM_PROMPTS,
+                                     TRAIN_CARRIERS, sentences)
 from toolkit.data.synth import Voice
 from toolkit.errors import ToolkitError
 
@@ -34,16 +35,29 @@ class Plan:
         return uid
 
 
-def speakers(rng: random.Random, p: Any) -> list[Voice]:
-    """``p.num_speakers`` distinct (voice+variant, speed, pitch) combinations."""
+def speakers(rng: random.Random, p: Any) -> dict[str, list[Voice]]:
+    """Split -> its speakers: ``p.num_speakers`` distinct (voice+variant, speed, pitch)
+    combinations for ``train``, and ``p.held_out_speakers`` others each for ``val`` and
+    ``test`` (``text_only`` questions use the test speakers), so held-out speech is also
+    spoken by voices training never heard."""
+    wanted = {"train": p.num_speakers, "val": p.held_out_speakers, "test": p.held_out_speakers}
+    total = sum(wanted.values())
     pool: dict[str, Voice] = {}
     tries = 0
-    while len(pool) < p.num_speakers and tries < 100 * p.num_speakers:
+    while len(pool) < total and tries < 100 * total:
         tries += 1
         v = Voice(rng.choice(p.voices) + rng.choice(p.variants),
                   rng.randint(*p.speed_range), rng.randint(*p.pitch_range))
         pool.setdefault(v.name, v)
-    return list(pool.values())
+    voices = list(pool.values())
+    if len(voices) < total:
+        raise ToolkitError(f"spoken_qa: only {len(voices)} distinct speakers for the {total} asked "
+                           "(num_speakers + 2 * held_out_speakers); widen voices or the ranges")
+    out, start = {}, 0
+    for split, n in wanted.items():
+        out[split], start = voices[start:start + n], start + n
+    out["text_only"] = out["test"]
+    return out
 
 
 def allocate(n: int, fractions: dict[str, float]) -> list[str]:
@@ -92,28 +106,53 @@ def spread(labels: list[str]) -> list[str]:
 def build_plan(p: Any) -> Plan:
     """The whole corpus from Params ``p`` (see :class:`plugins.spoken_qa.SpokenQA.Params`)."""
     rng = random.Random(p.seed)
-    voices = speakers(rng, p)
+    pools = speakers(rng, p)
     plan = Plan()
-    for i, (fact, split) in enumerate(choose_facts(rng, p)):
+    facts = choose_facts(rng, p)
+    for i, (fact, split) in enumerate(facts):
         qid = f"qa{i:05d}"
-        q_utt = plan.add_utt(f"{qid}-q", fact.question, split, "question", rng.choice(voices),
-                             qa=qid, domain=fact.domain)
+        q_utt = plan.add_utt(f"{qid}-q", fact.question, split, "question",
+                             rng.choice(pools[split]), qa=qid, domain=fact.domain)
         a_utt = None
         if split != "text_only":
-            a_utt = plan.add_utt(f"{qid}-a", fact.answer, split, "answer", rng.choice(voices),
-                                 qa=qid, domain=fact.domain)
+            a_utt = plan.add_utt(f"{qid}-a", fact.answer, split, "answer",
+                                 rng.choice(pools[split]), qa=qid, domain=fact.domain)
         plan.qa.append({"id": qid, "split": split, "domain": fact.domain,
                         "question": fact.question, "answer": fact.answer, "key": fact.key,
-                        "aliases": list(fact.aliases), "question_utt": q_utt,
+                        "aliases": list(fact.aliases), "subject": fact.subject,
+                        "entity": fact.entity or fact.key, "question_utt": q_utt,
                         "answer_utt": a_utt})
+    entity_utterances(plan, rng, facts, pools, p.entity_voices)
     sentence_splits = allocate(p.num_sentences, dict(p.sentence_split_fractions))
     rng.shuffle(sentence_splits)
     for i, (text, split) in enumerate(zip(sentences(rng, p.num_sentences), sentence_splits)):
-        plan.add_utt(f"sent{i:05d}", text, split, "sentence", rng.choice(voices))
-    turns = small_talk(plan, rng, voices, p.turn_voices)
+        plan.add_utt(f"sent{i:05d}", text, split, "sentence", rng.choice(pools[split]))
+    turns = small_talk(plan, rng, pools["train"], p.turn_voices)
     plan.dialogues = dialogues(plan.qa, turns, rng, p.num_dialogues)
     plan.text = text_rows(plan)
     return plan
+
+
+def entity_utterances(plan: Plan, rng: random.Random, facts: list[tuple[Fact, str]],
+                      pools: dict[str, list[Voice]], per_name: int) -> None:
+    """Speak every name of every fact (subjects and answers, all splits) in neutral carrier
+    sentences that state no fact: ``per_name`` times in training (distinct carriers and
+    training voices), and once more for each held-out split whose facts use it (a carrier
+    training never used, that split's own voices), for the hearing and speaking measures."""
+    names: dict[str, set[str]] = {}
+    for fact, split in facts:
+        for name in fact.names:
+            names.setdefault(name, set()).add(split)
+    for i, name in enumerate(sorted(names)):
+        carriers = rng.sample(TRAIN_CARRIERS, min(per_name, len(TRAIN_CARRIERS)))
+        voices = rng.sample(pools["train"], min(len(carriers), len(pools["train"])))
+        for j, carrier in enumerate(carriers):
+            plan.add_utt(f"ent{i:04d}-{j}", carrier.format(name), "train", "entity",
+                         voices[j % len(voices)], entity=name)
+        for split in ("val", "test"):
+            if split in names[name] or (split == "test" and "text_only" in names[name]):
+                plan.add_utt(f"ent{i:04d}-{split}", rng.choice(HELD_OUT_CARRIERS).format(name),
+                             split, "entity", rng.choice(pools[split]), entity=name)
 
 
 def small_talk(plan: Plan, rng: random.Random, voices: list[Voice],

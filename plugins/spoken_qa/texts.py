@@ -53,6 +53,13 @@ def sentences(rng: random.Random, count: int) -> list[str]:
     return list(seen)
 
 
+TRAIN_CARRIERS = ["The next word is {}.", "Please write down {}.", "She said {} twice.",
+                  "Our lesson today was about {}.", "I read the word {} on a sign.",
+                  "He asked me to spell {}.", "{} was on the list.", "They kept talking about {}."]
+"""Neutral sentences that carry one name (of a country, a book, a number...) and state no fact."""
+HELD_OUT_CARRIERS = ["Can you say {} again?", "The card in my hand says {}."]
+"""Carriers only held-out speech uses, so the hearing measure is not a memorised sentence."""
+
 GREETINGS = [("Hello, can you help me with a question?", "Of course. What would you like to know?"),
              ("Hi there.", "Hello! How can I help you today?"),
              ("Good morning.", "Good morning! What can I do for you?"),

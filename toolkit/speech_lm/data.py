@@ -41,10 +41,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def pretraining_examples(utterances: Sequence[dict], codes_of: CodesOf, tok: TextTokenizer,
-                         tokens: SpecialTokens, tasks: dict[str, float], seed: int,
-                         text_targets: str = "all", split: str = "train") -> list[Example]:
+                         tokens: SpecialTokens, tasks: dict[str, float], seed: int | str,
+                         text_targets: str = "all", split: str = "train",
+                         targeted: Sequence[str] = ()) -> list[Example]:
     """One example per utterance of ``split``, its kind drawn from ``tasks`` (weights of
-    ``continuation``, ``asr``, ``tts``)."""
+    ``continuation``, ``asr``, ``tts``) with ``seed`` (give each stage its own, so an utterance
+    is not paired with its text in no stage). An utterance that names an entity (an
+    ``entity`` field) instead gives one example of each kind in ``targeted``: every name is
+    both heard (ASR) and said (TTS)."""
     kinds = [k for k, w in tasks.items() if w > 0]
     if not kinds:
         raise ToolkitError("stage tasks: give at least one of continuation, asr, tts a positive weight")
@@ -54,9 +58,10 @@ def pretraining_examples(utterances: Sequence[dict], codes_of: CodesOf, tok: Tex
     for utt in utterances:
         if utt.get("split", "train") != split:
             continue
-        kind = rng.choices(kinds, weights)[0]
-        out.append(pretraining_example(kind, tok, tokens, codes=codes_of(utt["id"]),
-                                       text=utt.get("text", ""), text_targets=text_targets))
+        chosen = list(targeted) if targeted and utt.get("entity") else [rng.choices(kinds, weights)[0]]
+        for kind in chosen:
+            out.append(pretraining_example(kind, tok, tokens, codes=codes_of(utt["id"]),
+                                           text=utt.get("text", ""), text_targets=text_targets))
     return out
 
 

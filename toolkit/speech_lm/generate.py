@@ -33,6 +33,8 @@ class GenerationConfig:
     speech: SamplingParams = field(default_factory=SamplingParams)
     stop_ids: tuple[int, ...] | None = None
     """Text ids that end the turn (default: the model's text tokenizer ``eos_ids``)."""
+    stop_after_speech: bool = False
+    """End a sequence when its first speech segment closes (``eosp``): reading text aloud."""
     run_all_branches: bool = False
     """Reference mode: run both branches at every step."""
     keep_logits: bool = False
@@ -137,6 +139,8 @@ def generate(model: nn.Module, prompts: list[Tensor], config: GenerationConfig |
         to_speech = is_text & (chosen == tokens.sosp)
         to_text = is_speech & (chosen == tokens.eosp)
         done = done | (is_text & torch.isin(chosen, stop))
+        if config.stop_after_speech:
+            done = done | to_text
         mode = torch.where(to_speech, SPEECH, torch.where(to_text, TEXT, mode))
         seg_len = torch.where(to_speech, 0, seg_len)
         if bool(done.all()):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
@@ -36,7 +36,14 @@ class LMStageParams:
     encode_batch_size: int = 16
     """Utterances per batch when encoding the corpus into speech codes."""
     tasks: dict[str, float] = field(default_factory=lambda: {"continuation": 0.5, "asr": 0.25, "tts": 0.25})
-    """Weights of the pre-training sequence kinds (stage I and II)."""
+    """Weights of the pre-training sequence kinds (stage I and II), drawn per utterance with a
+    seed of the stage's own."""
+    targeted: list[str] = field(default_factory=lambda: ["asr", "tts"])
+    """Kinds every entity-naming utterance gives (one example each) instead of a drawn one."""
+    speech_init: Literal["random", "aligned"] = "random"
+    """How a fresh speech embedding starts (a stage with ``init_from`` loads it instead):
+    the splitter's random rows, or each code's mean text embedding over the training
+    transcripts it is heard in (:mod:`toolkit.speech_lm.speech_init`)."""
 
 
 def load_speech_tokenizer(ctx) -> nn.Module:
@@ -112,9 +119,32 @@ def lm_trainer_kwargs(trainer: dict | None) -> dict:
     return kwargs
 
 
+def encoded_utterances(ctx, params: LMStageParams):
+    """``(utterances, cache)``: the corpus utterances whose audio could be encoded, and the
+    run's speech-code cache (``cache.get(utt_id) -> codes[n]``)."""
+    utterances = corpus_rows(ctx, "utterances.jsonl")
+    cache = speech_codes(ctx, load_speech_tokenizer(ctx), utterances, params.encode_batch_size)
+    return [u for u in utterances if str(u["id"]) in cache], cache  # unreadable audio is skipped
+
+
+def pretraining_data(ctx, model: nn.Module, params: LMStageParams, text_targets: str) -> list[dict]:
+    """Stage I / II speech examples: every encoded training utterance, with a task draw of
+    this stage's own (``"<seed>-<stage>"``); with ``speech_init: aligned`` on a model that
+    starts fresh, first its speech embedding from the training transcripts."""
+    utterances, cache = encoded_utterances(ctx, params)
+    if params.speech_init == "aligned" and getattr(params, "init_from", None) is None:
+        from toolkit.speech_lm.speech_init import init_aligned
+
+        train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
+        init_aligned(model, ((cache.get(u["id"]), u["text"]) for u in train))
+    return data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
+                                     params.tasks, f"{ctx.seed}-{ctx.name}", text_targets=text_targets,
+                                     targeted=params.targeted)
+
+
 def corpus_rows(ctx, name: str) -> list[dict]:
     return data.read_jsonl(Path(ctx.output("corpus")) / name)
 
 
 __all__ = ["LMStageParams", "load_speech_tokenizer", "check_speech_vocab", "build_split_model",
-           "speech_codes", "train_and_save", "lm_trainer_kwargs", "corpus_rows"]
+           "speech_codes", "train_and_save", "lm_trainer_kwargs", "corpus_rows", "pretraining_data"]

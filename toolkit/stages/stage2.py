@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from toolkit.speech_lm import data
 from toolkit.speech_lm.stage_runner import (LMStageParams, build_split_model, corpus_rows,
-                                            load_speech_tokenizer, speech_codes, train_and_save)
+                                            load_speech_tokenizer, pretraining_data, train_and_save)
 from toolkit.stages import StageContext, stage
 
 
@@ -31,13 +31,8 @@ TEXT_SPLITS = ("train", "text_only")
 def run(ctx: StageContext) -> None:
     """Stage II: train all parameters on speech, paired and text-only data."""
     p: Stage2Params = ctx.params
-    tok = load_speech_tokenizer(ctx)
-    model = build_split_model(ctx, tok.codebook_size, init_from=p.init_from)
-    utterances = corpus_rows(ctx, "utterances.jsonl")
-    cache = speech_codes(ctx, tok, utterances, p.encode_batch_size)
-    utterances = [u for u in utterances if str(u["id"]) in cache]  # unreadable audio is skipped
-    examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
-                                         p.tasks, ctx.seed, text_targets="all")
+    model = build_split_model(ctx, load_speech_tokenizer(ctx).codebook_size, init_from=p.init_from)
+    examples = pretraining_data(ctx, model, p, text_targets="all")
     texts = [r["text"] for r in corpus_rows(ctx, "text.jsonl") if r.get("split", "train") in TEXT_SPLITS]
     text = data.text_examples(texts, model.text_tokenizer, model.tokens)
     examples = data.mix_text(examples, text, p.text_share, ctx.seed)

@@ -1,0 +1,98 @@
+"""The quick hearing probe: ``python benchmarks/hearing_probe.py [RUN_DIR] [--split val] [--n 60]
+[--name NAME] [KEY=VALUE ...]``.
+
+Trains stage I alone on a run's corpus and speech tokenizer (``runs/moss_full`` by default;
+its ``corpus`` and ``tokenizer`` stages are run first when missing) with the recipe's stage1
+settings and any ``KEY=VALUE`` recipe overrides (e.g. ``stage_args.stage1.max_steps=80``), then
+prints the hearing measure: the trained model transcribes held-out utterances of ``--split``
+(``val`` by default: choose designs there, not on ``test``) from their speech codes, next to
+the ASR judge on the original audio. Each try goes into ``RUN_DIR/probes/NAME`` and appends its
+row to ``RUN_DIR/probes/results.jsonl``, so tries can be compared side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+
+def ensure_inputs(run: Path, recipe: Path) -> None:
+    """Run the corpus and tokenizer stages of ``recipe`` into ``run`` unless complete."""
+    from toolkit.runner import is_complete, run_recipe
+
+    if not (is_complete(run / "corpus") and is_complete(run / "tokenizer")):
+        run_recipe(recipe, [f"out={run}"], only=["corpus", "tokenizer"])
+
+
+def link_inputs(run: Path, probe: Path) -> None:
+    """Make ``probe`` a run folder sharing ``run``'s corpus, tokenizer and speech-code cache."""
+    probe.mkdir(parents=True, exist_ok=True)
+    for name in ("corpus", "tokenizer", "cache"):
+        target = probe / name
+        if not target.exists() and (run / name).exists():
+            os.symlink((run / name).resolve(), target)
+
+
+def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
+    """Hearing of the probe's stage1 model on ``split``, with the judge's ceiling."""
+    from toolkit.eval import Judge
+    from toolkit.evaluation.ladder import (encode_utterances, judge_transcripts, ladder_utterances,
+                                           score, transcribe)
+    from toolkit.loading import load_run_component, load_stage_model
+
+    corpus = run / "corpus"
+    utts = ladder_utterances(corpus, split, n)
+    if not utts:
+        raise SystemExit(f"{corpus}: no '{split}' utterances with an entity name")
+    model = load_stage_model(probe / "stage1")[0]
+    codes = encode_utterances(load_run_component(run, "tokenizer")[0], utts, corpus)
+    heard = transcribe(model, codes)
+    judged = judge_transcripts(Judge(), utts, corpus)
+    return {"lm": score(utts, heard), "judge": score(utts, judged),
+            "samples": [{"text": u["text"], "heard": h} for u, h in list(zip(utts, heard))[:5]]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", nargs="?", default="runs/moss_full", type=Path)
+    parser.add_argument("overrides", nargs="*", help="recipe KEY=VALUE overrides for the try")
+    parser.add_argument("--recipe", default="recipes/moss_full.yaml", type=Path)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--n", type=int, default=60, help="utterances to transcribe")
+    parser.add_argument("--name", default=None, help="the try's folder (default: from the overrides)")
+    args = parser.parse_args()
+
+    import shutil
+
+    from toolkit.runner import run_recipe
+
+    ensure_inputs(args.run, args.recipe)
+    name = args.name or ("-".join(o.split(".")[-1] for o in args.overrides) or "default")
+    probe = args.run / "probes" / name
+    for stale in (probe / "stage1", probe / "stage1.partial"):
+        shutil.rmtree(stale, ignore_errors=True)
+    link_inputs(args.run, probe)
+    start = time.perf_counter()
+    run_recipe(args.recipe, [f"out={probe}", *args.overrides], only=["stage1"])
+    train_s = time.perf_counter() - start
+    result = hearing(args.run, probe, args.split, args.n)
+    metrics = json.loads((probe / "stage1" / "model.json").read_text()).get("metrics", {})
+    row = {"name": name, "overrides": args.overrides, "split": args.split, "train_s": round(train_s, 1),
+           "train_loss": metrics.get("train/loss"), **{k: result[k] for k in ("lm", "judge")}}
+    with open(args.run / "probes" / "results.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row) + "\n")
+    lm, judge = result["lm"], result["judge"]
+    print(f"\nhearing probe '{name}' on {lm['n']} {args.split} utterances (stage1 {train_s:.0f} s)")
+    print(f"{'':10} {'entity rate':>12} {'WER':>8}")
+    print(f"{'LM':10} {lm['entity_rate']:>12.3f} {lm['wer']:>8.3f}")
+    print(f"{'judge':10} {judge['entity_rate']:>12.3f} {judge['wer']:>8.3f}")
+    print(f"{'ratio':10} {lm['entity_rate'] / max(judge['entity_rate'], 1e-9):>12.3f}")
+    for s in result["samples"]:
+        print(f"  {s['text']!r} -> {s['heard']!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Pieces of the hearing / speaking ladder and of the QA sample: intervals, name scoring,
+question sampling across domains, the SFT system prompt, and letter-aligned speech rows."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from toolkit.evaluation.ladder import score
+from toolkit.evaluation.qa import load_items, system_prompts, wilson_interval
+from toolkit.speech_lm.speech_init import aligned_speech_rows, letter_aligned_tokens
+
+
+class Letters:
+    """A real (if minimal) text tokenizer: one id per character."""
+
+    eos_ids = [0]
+
+    def encode(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(chr(i) for i in ids)
+
+
+def test_wilson_interval_matches_published_values() -> None:
+    # Wilson 95 % intervals: 0/10 -> [0, 0.2775], 5/10 -> [0.2366, 0.7634], 40/40 -> [0.9124, 1]
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(40, 40) == pytest.approx((0.9124, 1.0), abs=1e-4)
+    assert wilson_interval(0, 0) is None
+
+
+def test_score_counts_a_name_only_as_whole_words() -> None:
+    utts = [{"text": "Can you say Paris again?", "entity": "Paris"},
+            {"text": "The card in my hand says New Delhi.", "entity": "New Delhi"}]
+    out = score(utts, ["can you say paris again", "the card in my hand says new delhiya"])
+    assert out["n"] == 2 and out["entity_rate"] == 0.5
+    assert out["wer"] == pytest.approx(1 / 13)
+
+
+def test_questions_are_dealt_across_domains(tmp_path: Path) -> None:
+    rows = [{"id": f"{d}{i}", "split": "test", "domain": d, "question": f"{d} {i}?", "key": "k"}
+            for d in ("geo", "geo", "geo", "sci", "words") for i in range(3)]
+    for i, r in enumerate(rows):
+        r["id"] = f"q{i}"
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = load_items(tmp_path, ("test",), 5)["test"]
+    assert [it.question.split()[0] for it in items] == ["geo", "sci", "words", "geo", "sci"]
+
+
+def test_system_prompt_per_mode_from_the_sft_dialogues(tmp_path: Path) -> None:
+    dialogues = [{"mode": m, "turns": [{"role": "system", "text": f"say {m}"}, {"role": "user", "text": "x"}]}
+                 for m in ("s2t", "t2t", "s2t")]
+    (tmp_path / "dialogues.jsonl").write_text("".join(json.dumps(d) + "\n" for d in dialogues))
+    assert system_prompts(tmp_path) == {"s2t": "say s2t", "t2t": "say t2t"}
+    assert system_prompts(tmp_path / "missing") == {}
+
+
+def test_codes_fall_on_tokens_in_proportion_to_their_letters() -> None:
+    tok = Letters()
+    ids = [ord("a"), ord("b")]
+    assert letter_aligned_tokens(4, ids, tok).tolist() == [97, 97, 98, 98]
+    # a token spelled with 3 letters takes 3/4 of the time
+    words = Letters()
+    words.decode = lambda ids: {1: "x", 2: "yyy"}[ids[0]]
+    assert letter_aligned_tokens(8, [1, 2], words).tolist() == [1, 1, 2, 2, 2, 2, 2, 2]
+
+
+def test_aligned_rows_are_the_mean_text_embedding_each_code_heard() -> None:
+    tok = Letters()
+    embed = torch.randn(128, 4)
+    pairs = [(torch.tensor([3, 3, 5, 5]), "ab"), (torch.tensor([5, 7]), "cd")]
+    rows, counts = aligned_speech_rows(pairs, tok, embed, n_codes=8)
+    assert counts.tolist() == [0, 0, 0, 2, 0, 3, 0, 1]
+    torch.testing.assert_close(rows[3], embed[ord("a")])
+    torch.testing.assert_close(rows[5], (2 * embed[ord("b")] + embed[ord("c")]) / 3)
+    torch.testing.assert_close(rows[7], embed[ord("d")])
+    assert torch.equal(rows[0], torch.zeros(4))

@@ -1,0 +1,78 @@
+"""The ladder's part of the report: a table and a plot of hearing and speaking per LM stage,
+against their ceilings (the judge on the original audio, and on its resynthesis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+RUNGS = ("hearing", "speaking")
+LM_STAGES = ("stage1", "stage2", "sft")
+
+
+def _measured(ladder: dict[str, Any]) -> list[str]:
+    return [s for s in LM_STAGES if isinstance(ladder.get(s), dict) and "hearing" in ladder[s]]
+
+
+def plot_ladder(ladder: dict[str, Any], ceiling: dict[str, Any], path: Path) -> Path | None:
+    """Entity rate (left) and WER (right) of hearing and speaking across stages, ceilings
+    dashed; None when no stage was measured."""
+    stages = _measured(ladder)
+    if not stages or "hearing" not in ceiling:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, metric in zip(axes, ("entity_rate", "wer")):
+        for rung, color in zip(RUNGS, ("tab:blue", "tab:orange")):
+            values = [ladder[s][rung][metric] for s in stages]
+            ax.plot(stages, [v if v is not None else float("nan") for v in values], "o-",
+                    color=color, label=f"{rung} (LM)")
+            top = ceiling[rung][metric]
+            if top is not None:
+                ax.axhline(top, color=color, linestyle="--", linewidth=1, label=f"{rung} ceiling")
+        ax.set_title("entity rate" if metric == "entity_rate" else "WER")
+        if metric == "entity_rate":
+            ax.set_ylim(0, 1)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _cell(entry: dict[str, Any]) -> str:
+    rate, wer = entry.get("entity_rate"), entry.get("wer")
+    return (f"{'-' if rate is None else f'{100 * rate:.1f}%'} / "
+            f"{'-' if wer is None else f'{wer:.3f}'}")
+
+
+def ladder_section(report: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    """Markdown lines of the ladder: one row per stage plus the ceiling row."""
+    ladder, ceiling = report.get("ladder") or {}, report.get("ladder_ceiling") or {}
+    out = ["## Hearing and speaking (the ladder below question answering)", ""]
+    if ceiling.get("status") == "not run":
+        return out + [f"Not run: {ceiling['reason']}.", ""]
+    n = ceiling.get("hearing", {}).get("n", 0)
+    out += [f"{n} held-out `{ceiling.get('split', 'test')}` utterances (voices and carrier "
+            "sentences training never used), each naming one entity. Cells: entity rate / WER. "
+            "Hearing: the LM transcribes the speech codes; speaking: the LM reads the text aloud "
+            "and the judge transcribes the decoded audio.", "",
+            "| model | hearing | speaking |", "|---|---|---|"]
+    for stage in LM_STAGES:
+        entry = ladder.get(stage) or {"status": "not run", "reason": "not measured"}
+        if "hearing" not in entry:
+            out.append(f"| {stage} | - | - ({entry.get('reason', '')}) |")
+        else:
+            out.append(f"| {stage} | {_cell(entry['hearing'])} | {_cell(entry['speaking'])} |")
+    out.append(f"| ceiling (judge on original / on resynthesis) | {_cell(ceiling['hearing'])} | "
+               f"{_cell(ceiling['speaking'])} |")
+    if "ladder" in plots:
+        out += ["", f"![ladder across stages]({plots['ladder']})"]
+    return out + [""]
+
+
+__all__ = ["plot_ladder", "ladder_section"]
