@@ -27,6 +27,7 @@ class LayerSplitModel(nn.Module):
 
     ``model(input_ids[B,L,2], branches=("text", "speech"))`` -> :class:`SplitOutput`; the
     special ids are on ``model.tokens``. State-dict prefixes: ``embed_tokens``, ``speech_embed``,
+    ``speech_adapter.{i}`` (when ``speech_adapter_layers`` > 0),
     ``shared.{i}``, ``branches.text.{layers,norm,head}``, ``branches.speech.{layers,norm,head}``.
     """
 
@@ -43,6 +44,10 @@ class LayerSplitModel(nn.Module):
         """Speech branch layers: copies of the trunk's top layers, or freshly initialised."""
         seed: int = 0
         """Seed of every newly initialised tensor (speech embedding/head, appended rows)."""
+        speech_adapter_layers: int = 0
+        """Causal blocks that compose speech embeddings before the shared blocks (speech
+        positions only; copies of the trunk's first blocks whose output projections start at
+        zero, so they start as the identity). Part of the speech side: stage I trains them."""
 
     def __init__(self, params: "LayerSplitModel.Params") -> None:
         super().__init__()
@@ -80,6 +85,7 @@ class LayerSplitModel(nn.Module):
             "text": Branch(nn.ModuleList(top), trunk.norm, text_head),
             "speech": Branch(nn.ModuleList(speech_layers), copy.deepcopy(trunk.norm), speech_head),
         })
+        self.speech_adapter = nn.ModuleList(_identity_copy(b) for b in trunk.layers[:params.speech_adapter_layers])
         self.speech_embed = nn.Embedding(self.tokens.speech_table_size, dim).to(weight.device, weight.dtype)
         with torch.no_grad():
             emb_std = float(weight.detach().float().std())
@@ -114,6 +120,8 @@ class LayerSplitModel(nn.Module):
         positions, key_padding = positions_and_padding(input_ids[..., 0], attention_mask, past)
         x = self.embed(input_ids)
         ctx = self.context(positions, key_padding, x.dtype)
+        if len(self.speech_adapter):
+            x = self._adapt(input_ids, x, ctx, caches.adapter if caches is not None else None)
         for i, block in enumerate(self.shared):
             x = block(x, ctx, kv=caches.shared[i] if caches is not None else None)
         if caches is None:
@@ -132,6 +140,14 @@ class LayerSplitModel(nn.Module):
         is_speech = (text_ids == self.tokens.modality_pad)[..., None]
         return torch.where(is_speech, self.speech_embed(speech_ids), self.embed_tokens(text_ids))
 
+    def _adapt(self, input_ids: Tensor, x: Tensor, ctx: AttentionContext, cache) -> Tensor:
+        """``x[B,L,D]`` with speech positions replaced by the speech adapter's output (text
+        positions are returned bit for bit, so the text path is untouched)."""
+        h = x
+        for i, block in enumerate(self.speech_adapter):
+            h = block(h, ctx, kv=cache[i] if cache is not None else None)
+        return torch.where((input_ids[..., 0] == self.tokens.modality_pad)[..., None], h, x)
+
     def context(self, positions: Tensor, key_padding: Tensor | None, dtype: torch.dtype) -> AttentionContext:
         """The :class:`AttentionContext` for ``positions[B,L]`` and ``key_padding[B,S]``."""
         return AttentionContext(positions, key_padding, self.rotary(positions, dtype=dtype))
@@ -139,14 +155,15 @@ class LayerSplitModel(nn.Module):
     def new_caches(self) -> SplitCaches:
         """Empty caches for incremental decoding."""
         n_top = len(self.branches["text"].layers)
-        return SplitCaches(KVCache(len(self.shared)), KVCache(n_top), KVCache(n_top))
+        return SplitCaches(KVCache(len(self.shared)), KVCache(n_top), KVCache(n_top),
+                           adapter=KVCache(len(self.speech_adapter)) if len(self.speech_adapter) else None)
 
     def parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
         """Named parameters by side: ``text`` (text embedding, shared blocks, text branch)
         and ``speech`` (speech embedding, speech branch). Tied weights appear once."""
         groups: dict[str, list[tuple[str, nn.Parameter]]] = {"text": [], "speech": []}
         for name, p in self.named_parameters():
-            side = "speech" if name.startswith(("speech_embed.", "branches.speech.")) else "text"
+            side = "speech" if name.startswith(("speech_embed.", "speech_adapter.", "branches.speech.")) else "text"
             groups[side].append((name, p))
         return groups
 
@@ -189,6 +206,17 @@ def _check_branches(branches: tuple[str, ...] | list[str] | str) -> tuple[str, .
 
 def _normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> Tensor:
     return torch.randn(shape, generator=gen) * std
+
+
+def _identity_copy(block: nn.Module) -> nn.Module:
+    """A copy of a residual ``block`` whose attention and MLP output projections are zero, so
+    it passes its input through unchanged until it is trained."""
+    out = copy.deepcopy(block)
+    with torch.no_grad():
+        for name, p in out.named_parameters():
+            if name.startswith(("self_attn.o_proj.", "mlp.down_proj.")):
+                p.zero_()
+    return out
 
 
 def _reinit(block: nn.Module, gen: torch.Generator) -> None:

@@ -137,3 +137,41 @@ def test_sequence_longer_than_context():
 def test_bad_input_shape(split_pair):
     with pytest.raises(ToolkitError, match=r"\[B, L, 2\]"):
         split_pair[1](torch.zeros(1, 5, dtype=torch.long))
+
+
+def adapted_split(layers: int = 2):
+    trunk = tiny_trunk()
+    model = toolkit.build("splitter", "layer_split", trunk=trunk, split_at=-2,
+                          speech_vocab_size=N_CODES, speech_adapter_layers=layers)
+    return trunk, model
+
+
+def test_speech_adapter_starts_as_identity_and_never_touches_text():
+    _, plain = tiny_split()
+    _, model = adapted_split()
+    grid = mixed_batch(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(grid).speech_logits, plain(grid).speech_logits, rtol=0, atol=0)
+        for p in model.speech_adapter.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(3)) * 0.1)
+        moved = model(grid)
+        text_only = torch.stack([text_positions(torch.arange(10, 20), model.tokens)])
+        assert torch.equal(model(text_only).text_logits, plain(text_only).text_logits)
+    assert not torch.allclose(moved.speech_logits, plain(grid).speech_logits)
+    assert {n for n, _ in model.parameter_groups()["speech"]} >= {
+        n for n, _ in model.named_parameters() if n.startswith("speech_adapter.")}
+
+
+def test_speech_adapter_cached_forward_equals_full_forward():
+    _, model = adapted_split()
+    with torch.no_grad():
+        for p in model.speech_adapter.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(4)) * 0.1)
+        grid = mixed_batch(model)
+        full = model(grid)
+        caches = model.new_caches()
+        first = model(grid[:, :5], caches=caches)
+        rest = [model(grid[:, t:t + 1], caches=caches) for t in range(5, grid.shape[1])]
+    torch.testing.assert_close(first.text_logits, full.text_logits[:, :5], rtol=1e-5, atol=1e-5)
+    for i, out in enumerate(rest, start=5):
+        torch.testing.assert_close(out.speech_logits[:, 0], full.speech_logits[:, i], rtol=1e-5, atol=1e-5)

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from toolkit.errors import ToolkitError
 from toolkit.evaluation.inference import MODES, prompt_grid, speech_codes_of, synthesize
+from toolkit.speech_lm.data import system_prompts
 
 SPLITS = ("test", "text_only")
 QUESTION_VOICE = ("en-us", 165, 50)
@@ -76,20 +77,6 @@ def _turn_order(rows: list[tuple[int, dict]]) -> dict[int, tuple[int, int]]:
         seen[group] = seen.get(group, 0) + 1
         order[lineno] = (seen[group], lineno)
     return order
-
-
-def system_prompts(corpus: Path) -> dict[str, str]:
-    """Mode -> the system prompt the corpus's SFT dialogues of that mode open with (empty when
-    the corpus has none), so questions are asked in the format SFT trained."""
-    from toolkit.data.manifest import read_manifest
-
-    path = corpus / "dialogues.jsonl"
-    out: dict[str, str] = {}
-    for row in read_manifest(path) if path.is_file() else []:
-        first = (row.get("turns") or [{}])[0]
-        if first.get("role") == "system" and row.get("mode") in MODES:
-            out.setdefault(row["mode"], first.get("text") or "")
-    return out
 
 
 def is_correct(text: str, item: QAItem) -> bool:

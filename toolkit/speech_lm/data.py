@@ -40,6 +40,44 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def system_prompts(corpus: Path) -> dict[str, str]:
+    """Mode -> the system prompt the corpus's SFT dialogues of that mode open with (empty when
+    the corpus has none), so questions are asked in the format SFT trained."""
+    from toolkit.speech_lm.sequences import MODES
+
+    out: dict[str, str] = {}
+    for row in read_jsonl(Path(corpus) / "dialogues.jsonl"):
+        first = (row.get("turns") or [{}])[0]
+        if first.get("role") == "system" and row.get("mode") in MODES:
+            out.setdefault(row["mode"], first.get("text") or "")
+    return out
+
+
+def distillation_examples(utterances: Sequence[dict], qa: Sequence[dict], codes_of: CodesOf,
+                          tok: TextTokenizer, tokens: SpecialTokens, system: dict[str, str],
+                          split: str = "train") -> list[Example]:
+    """One pair per spoken question of ``split`` with a written answer: the student hears the
+    question (S->T chat), the teacher reads it (T->T chat); both answer in text
+    (:mod:`toolkit.speech_lm.distill`)."""
+    from toolkit.speech_lm.distill import distillation_example
+    from toolkit.speech_lm.sequences import Turn
+
+    answers = {q["id"]: q["answer"] for q in qa if q.get("answer")}
+    out = []
+    for utt in utterances:
+        answer = answers.get(utt.get("qa"))
+        if utt.get("split", "train") != split or utt.get("task") != "question" or not answer:
+            continue
+        student, teacher = [], []
+        for mode, turns in (("s2t", student), ("t2t", teacher)):
+            if system.get(mode):
+                turns.append(Turn("system", text=system[mode]))
+        student += [Turn("user", codes=codes_of(utt["id"])), Turn("assistant", text=answer)]
+        teacher += [Turn("user", text=utt["text"]), Turn("assistant", text=answer)]
+        out.append(distillation_example(student, teacher, tok, tokens))
+    return out
+
+
 def pretraining_examples(utterances: Sequence[dict], codes_of: CodesOf, tok: TextTokenizer,
                          tokens: SpecialTokens, tasks: dict[str, float], seed: int | str,
                          text_targets: str = "all", split: str = "train",
@@ -135,7 +173,27 @@ def collate(examples: list[Example], tokens: SpecialTokens, pad_text_id: int = 0
     for i, e in enumerate(examples):
         n = len(e["input_ids"])
         ids[i, :n], labels[i, :n], target[i, :n] = e["input_ids"], e["labels"], e["target_modality"]
-    return {"input_ids": ids, "labels": labels, "target_modality": target}
+    batch = {"input_ids": ids, "labels": labels, "target_modality": target}
+    if any("teacher_ids" in e for e in examples):
+        batch.update(_teacher_grids(examples, tokens, pad_text_id, longest))
+    return batch
+
+
+def _teacher_grids(examples: list[Example], tokens: SpecialTokens, pad_text_id: int,
+                   longest: int) -> dict[str, Tensor]:
+    """``teacher_ids[B,Lt,2]``, ``teacher_mask[B,Lt]`` and ``distill_mask[B,L]`` of the
+    distillation pairs in a batch (rows of other examples distil nothing)."""
+    batch, span = len(examples), max(len(e.get("teacher_ids", ())) for e in examples)
+    ids = torch.empty(batch, span, 2, dtype=torch.long)
+    ids[..., 0], ids[..., 1] = pad_text_id, tokens.speech_pad
+    teacher = torch.zeros(batch, span, dtype=torch.bool)
+    student = torch.zeros(batch, longest, dtype=torch.bool)
+    for i, e in enumerate(examples):
+        if "teacher_ids" in e:
+            n = len(e["teacher_ids"])
+            ids[i, :n], teacher[i, :n] = e["teacher_ids"], e["teacher_mask"]
+            student[i, : len(e["distill_mask"])] = e["distill_mask"]
+    return {"teacher_ids": ids, "teacher_mask": teacher, "distill_mask": student}
 
 
 class RankAwareBatches:
@@ -203,5 +261,5 @@ def make_loader(examples: list[Example], tokens: SpecialTokens, batch_tokens: in
                            collate_fn=lambda b: collate(b, tokens, pad_text_id))
 
 
-__all__ = ["read_jsonl", "pretraining_examples", "text_examples", "mix_text", "sft_examples",
+__all__ = ["read_jsonl", "system_prompts", "distillation_examples", "pretraining_examples", "text_examples", "mix_text", "sft_examples",
            "drop_long", "collate", "make_loader", "ResumableLoader", "RankAwareBatches"]

@@ -153,6 +153,8 @@ class SplitCaches:
     """Positions processed by the shared blocks."""
     lengths: dict = field(default_factory=lambda: {"text": 0, "speech": 0})
     """Positions processed by each branch (``<= length``)."""
+    adapter: object = None
+    """The :class:`toolkit.nn.KVCache` of a splitter's speech input layers, when it has any."""
 
 
 __all__ = ["TEXT", "SPEECH", "IGNORE", "BRANCHES", "SpecialTokens", "text_positions",

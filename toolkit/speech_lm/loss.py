@@ -23,13 +23,15 @@ def needed_branches(target_modality: Tensor) -> tuple[str, ...]:
     return tuple(b for b in BRANCHES if MODALITY[b] in present)
 
 
-def split_lm_losses(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+def split_lm_losses(model: nn.Module, batch: dict[str, Tensor], distill_weight: float = 0.0) -> dict[str, Tensor]:
     """Losses of one batch, computing only what the targets need.
 
     ``batch``: ``input_ids[B,L,2]``, ``labels[B,L]``, ``target_modality[B,L]`` (``TEXT``,
-    ``SPEECH`` or ``IGNORE``), optional ``attention_mask[B,L]``.
-    Returns ``loss`` (mean over all scored targets), and per modality ``{m}_loss``,
-    ``{m}_acc`` (NaN-free: 0 when absent) and ``{m}_tokens``.
+    ``SPEECH`` or ``IGNORE``), optional ``attention_mask[B,L]``, and the teacher grids of
+    distillation pairs (:mod:`toolkit.speech_lm.distill`) when it has any.
+    Returns ``loss`` (mean over all scored targets, plus ``distill_weight`` times
+    ``distill_loss`` when the batch has pairs), and per modality ``{m}_loss``, ``{m}_acc``
+    (NaN-free: 0 when absent) and ``{m}_tokens``.
     """
     target = batch["target_modality"]
     branches = needed_branches(target)
@@ -41,7 +43,14 @@ def split_lm_losses(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Ten
         where = target == MODALITY[branch]
         logits = model.head(branch, hidden[branch][where])
         scored[branch] = (logits, batch["labels"][where])
-    return _reduce(scored, target.device)
+    out = _reduce(scored, target.device)
+    if distill_weight and "teacher_ids" in batch and "text" in hidden:
+        from toolkit.speech_lm.distill import distillation_loss
+
+        kl = distillation_loss(model, batch, hidden["text"])
+        out["distill_loss"] = kl.detach()
+        out["loss"] = out["loss"] + distill_weight * kl
+    return out
 
 
 def losses_from_logits(out: SplitOutput, batch: dict[str, Tensor]) -> dict[str, Tensor]:

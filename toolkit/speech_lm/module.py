@@ -66,21 +66,26 @@ class SplitLMModule(L.LightningModule):
     """Trains a split model's ``trainable`` sides on batches of examples
     (``input_ids[B,L,2]``, ``labels[B,L]``, ``target_modality[B,L]``)."""
 
-    def __init__(self, model: nn.Module, optim: OptimConfig, trainable: tuple[str, ...] = SIDES) -> None:
+    def __init__(self, model: nn.Module, optim: OptimConfig, trainable: tuple[str, ...] = SIDES,
+                 distill_weight: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.optim = optim
         self.trainable = tuple(trainable)
+        self.distill_weight = distill_weight
         set_trainable(model, self.trainable)
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return split_lm_losses(self.model, batch)
+        return split_lm_losses(self.model, batch, self.distill_weight)
 
     def _log_losses(self, prefix: str, losses: dict[str, Tensor], batch: dict[str, Tensor]) -> None:
         n = int((batch["target_modality"] >= 0).sum())
         on_step = prefix == "train"
         self.log(f"{prefix}/loss", losses["loss"].detach(), prog_bar=True, batch_size=n,
                  on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
+        if "distill_loss" in losses:
+            self.log(f"{prefix}/distill_loss", losses["distill_loss"], batch_size=n,
+                     on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
         for branch in SIDES:
             count = int(losses[f"{branch}_tokens"])
             if count:

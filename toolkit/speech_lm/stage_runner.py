@@ -40,6 +40,10 @@ class LMStageParams:
     seed of the stage's own."""
     targeted: list[str] = field(default_factory=lambda: ["asr", "tts"])
     """Kinds every entity-naming utterance gives (one example each) instead of a drawn one."""
+    distill: float = 0.0
+    """Weight of the cross-modal distillation loss (0: off): every spoken training question
+    is also an S->T chat whose answer distributions must match the T->T chat's
+    (:mod:`toolkit.speech_lm.distill`)."""
     speech_init: Literal["random", "aligned"] = "random"
     """How a fresh speech embedding starts (a stage with ``init_from`` loads it instead):
     the splitter's random rows, or each code's mean text embedding over the training
@@ -98,7 +102,7 @@ def train_and_save(ctx, model: nn.Module, examples: list[dict], params: LMStageP
     optim = OptimConfig(lr=params.lr, text_lr=text_lr, weight_decay=params.weight_decay,
                         warmup=params.warmup, max_steps=params.max_steps,
                         min_lr_ratio=params.min_lr_ratio)
-    module = SplitLMModule(model, optim, trainable)
+    module = SplitLMModule(model, optim, trainable, distill_weight=params.distill)
     trainer = fit(module, loader, ctx.work_dir, lm_trainer_kwargs(ctx.recipe.get("trainer")),
                   max_steps=params.max_steps, ckpt_every=params.ckpt_every)
     if trainer.is_global_zero:
@@ -137,9 +141,15 @@ def pretraining_data(ctx, model: nn.Module, params: LMStageParams, text_targets:
 
         train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
         init_aligned(model, ((cache.get(u["id"]), u["text"]) for u in train))
-    return data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
-                                     params.tasks, f"{ctx.seed}-{ctx.name}", text_targets=text_targets,
-                                     targeted=params.targeted)
+    examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
+                                         params.tasks, f"{ctx.seed}-{ctx.name}",
+                                         text_targets=text_targets, targeted=params.targeted)
+    if params.distill > 0:
+        corpus = Path(ctx.output("corpus"))
+        examples += data.distillation_examples(utterances, corpus_rows(ctx, "qa.jsonl"), cache.get,
+                                               model.text_tokenizer, model.tokens,
+                                               data.system_prompts(corpus))
+    return examples
 
 
 def corpus_rows(ctx, name: str) -> list[dict]:

@@ -21,4 +21,13 @@ def run_eval(ctx: StageContext) -> None:
     for split, modes in report["accuracy"].items():
         cells = "  ".join(f"{MODE_NAMES[m]} {'-' if v is None else f'{100 * v:.0f}%'}" for m, v in modes.items())
         console.print(f"  accuracy {split}: {cells}")
+    for stage, entry in report["ladder"].items():
+        if "hearing" in entry:
+            h, s = entry["hearing"], entry["speaking"]
+            console.print(f"  {stage}: hearing {100 * h['entity_rate']:.0f}% of names (WER {h['wer']:.2f}), "
+                          f"speaking {100 * s['entity_rate']:.0f}% (WER {s['wer']:.2f})")
+    ceiling = report["ladder_ceiling"]
+    if "hearing" in ceiling:
+        console.print(f"  ceilings: judge hears {100 * ceiling['hearing']['entity_rate']:.0f}% of names, "
+                      f"resynthesis keeps {100 * ceiling['speaking']['entity_rate']:.0f}%")
     console.print(f"  report: {ctx.run_dir / ctx.name / 'report.md'}")
