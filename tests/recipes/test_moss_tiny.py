@@ -38,6 +38,12 @@ def test_every_stage_completes_and_reports(run_dir: Path) -> None:
     for split in ("test", "text_only"):
         assert set(report["accuracy"][split]) == set(MODES)
         assert all(0.0 <= report["accuracy"][split][m] <= 1.0 for m in MODES)
+    assert report["accuracy_n"] == {"test": 4, "text_only": 4}
+    for stage in ("stage1", "stage2", "sft"):  # the ladder runs on every LM stage
+        for rung in ("hearing", "speaking"):
+            entry = report["ladder"][stage][rung]
+            assert entry["n"] == 4 and 0 <= entry["entity_rate"] <= 1 and entry["wer"] >= 0
+    assert report["ladder_ceiling"]["hearing"]["n"] == 4
     retention = report["retention"]
     assert retention["stage1"]["perplexity"] == retention["original"]["perplexity"]  # frozen text side
     assert (run_dir / "eval" / "report.md").read_text().startswith("# Evaluation")
