@@ -21,10 +21,10 @@ def run_eval(ctx: StageContext) -> None:
     for split, modes in report["accuracy"].items():
         cells = "  ".join(f"{MODE_NAMES[m]} {'-' if v is None else f'{100 * v:.0f}%'}" for m, v in modes.items())
         console.print(f"  accuracy {split}: {cells}")
-    for stage, entry in report["ladder"].items():
+    for name, entry in report["ladder"].items():
         if "hearing" in entry:
             h, s = entry["hearing"], entry["speaking"]
-            console.print(f"  {stage}: hearing {100 * h['entity_rate']:.0f}% of names (WER {h['wer']:.2f}), "
+            console.print(f"  {name}: hearing {100 * h['entity_rate']:.0f}% of names (WER {h['wer']:.2f}), "
                           f"speaking {100 * s['entity_rate']:.0f}% (WER {s['wer']:.2f})")
     ceiling = report["ladder_ceiling"]
     if "hearing" in ceiling:
