@@ -31,6 +31,8 @@ from toolkit.io import load_tensors, read_json, save_tensors, write_json
 EXPORT_FILE = "export.json"
 EXPORT_FORMAT = 1
 LM_STAGES = ("sft", "stage2", "stage1")
+LM_STAGES_IN_ORDER = tuple(reversed(LM_STAGES))
+"""The LM stages in the order a run trains them."""
 """LM stages in order of preference: the latest one a run has is the model."""
 
 
@@ -249,4 +251,5 @@ def load(path: str | Path, stage: str | None = None) -> SpeechLM:
 
 
 __all__ = ["SpeechLM", "load", "load_run", "load_export", "export_model", "load_stage_model",
-           "build_trunk", "build_split", "build_component", "latest_lm_stage", "LM_STAGES"]
+           "build_trunk", "build_split", "build_component", "latest_lm_stage", "LM_STAGES",
+           "LM_STAGES_IN_ORDER"]

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from toolkit.evaluation.ladder import score
-from toolkit.evaluation.qa import load_items, system_prompts, wilson_interval
+from toolkit.evaluation.qa import load_items, wilson_interval
+from toolkit.speech_lm.data import system_prompts
 from toolkit.speech_lm.speech_init import aligned_speech_rows, letter_aligned_tokens
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from toolkit.loading import LM_STAGES_IN_ORDER as LM_STAGES
+
 RUNGS = ("hearing", "speaking")
-LM_STAGES = ("stage1", "stage2", "sft")
 
 
 def _measured(ladder: dict[str, Any]) -> list[str]:

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from toolkit.errors import ToolkitError
 from toolkit.evaluation.inference import MODES, prompt_grid, speech_codes_of, synthesize
-from toolkit.speech_lm.data import system_prompts
 
 SPLITS = ("test", "text_only")
 QUESTION_VOICE = ("en-us", 165, 50)
@@ -156,16 +155,22 @@ def run_qa(lm, items: dict[str, list[QAItem]], config, judge=None, modes: tuple[
     return records
 
 
-def accuracy(records: list[dict[str, Any]], splits: tuple[str, ...] = SPLITS,
-             modes: tuple[str, ...] = MODES) -> dict[str, dict[str, float | None]]:
-    """``{split: {mode: fraction correct}}``; None where a split has no records of a mode."""
-    out: dict[str, dict[str, float | None]] = {}
+def _per_cell(records: list[dict[str, Any]], splits: tuple[str, ...], modes: tuple[str, ...],
+              summary: Callable[[int, int], Any]) -> dict[str, dict[str, Any]]:
+    """``{split: {mode: summary(hits, n)}}`` over the records of each split and mode."""
+    out: dict[str, dict[str, Any]] = {}
     for split in splits:
         out[split] = {}
         for mode in modes:
             hits = [r["correct"] for r in records if r["split"] == split and r["mode"] == mode]
-            out[split][mode] = sum(hits) / len(hits) if hits else None
+            out[split][mode] = summary(sum(hits), len(hits))
     return out
+
+
+def accuracy(records: list[dict[str, Any]], splits: tuple[str, ...] = SPLITS,
+             modes: tuple[str, ...] = MODES) -> dict[str, dict[str, float | None]]:
+    """``{split: {mode: fraction correct}}``; None where a split has no records of a mode."""
+    return _per_cell(records, splits, modes, lambda hits, n: hits / n if n else None)
 
 
 def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
@@ -182,15 +187,9 @@ def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float] |
 def accuracy_interval(records: list[dict[str, Any]], splits: tuple[str, ...] = SPLITS,
                       modes: tuple[str, ...] = MODES) -> dict[str, dict[str, list[float] | None]]:
     """``{split: {mode: [low, high]}}``: the 95 % interval of each accuracy."""
-    out: dict[str, dict[str, list[float] | None]] = {}
-    for split in splits:
-        out[split] = {}
-        for mode in modes:
-            hits = [r["correct"] for r in records if r["split"] == split and r["mode"] == mode]
-            ci = wilson_interval(sum(hits), len(hits))
-            out[split][mode] = list(ci) if ci else None
-    return out
+    return _per_cell(records, splits, modes,
+                     lambda hits, n: list(ci) if (ci := wilson_interval(hits, n)) else None)
 
 
-__all__ = ["QAItem", "system_prompts", "wilson_interval", "accuracy_interval", "SPLITS", "load_items", "is_correct", "question_audio", "answer_batch",
-           "run_qa", "accuracy"]
+__all__ = ["QAItem", "SPLITS", "load_items", "is_correct", "question_audio", "answer_batch",
+           "run_qa", "accuracy", "wilson_interval", "accuracy_interval"]

@@ -14,8 +14,8 @@ import torch
 
 from toolkit.errors import ToolkitError
 from toolkit.evaluation.inference import MODES, generation_config
-from toolkit.evaluation.qa import (SPLITS, QAItem, accuracy, accuracy_interval, load_items, run_qa,
-                                   system_prompts)
+from toolkit.evaluation.qa import SPLITS, QAItem, accuracy, accuracy_interval, load_items, run_qa
+from toolkit.speech_lm.data import system_prompts
 from toolkit.sampling import SamplingParams
 
 
@@ -82,12 +82,12 @@ def held_out_texts(corpus: Path, limit: int) -> list[str]:
 def per_stage(run_dir: Path, lm, measures: dict[str, Callable], progress) -> dict[str, dict]:
     """``{measure: {stage: entry}}``: each measure ``fn(split_model)`` on each LM stage's model
     (loaded once per stage), or a "not run" entry for a stage the run does not have."""
-    from toolkit.loading import load_stage_model
+    from toolkit.loading import LM_STAGES_IN_ORDER, load_stage_model
     from toolkit.runner import is_complete
 
     out: dict[str, dict] = {name: {} for name in measures}
-    advance = _task(progress, "per-stage measures", 3)
-    for stage in ("stage1", "stage2", "sft"):
+    advance = _task(progress, "per-stage measures", len(LM_STAGES_IN_ORDER))
+    for stage in LM_STAGES_IN_ORDER:
         if not is_complete(run_dir / stage):
             for name in measures:
                 out[name][stage] = {"status": "not run", "reason": f"the run has no complete {stage} stage"}
