@@ -6,6 +6,7 @@ checks every plugin node, stage and trainer argument before anything heavy runs.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 from typing import Any
@@ -145,17 +146,56 @@ def _check_scalar(recipe: dict[str, Any], key: str, tp: type) -> None:
         raise RecipeError(key, f"expected {tp.__name__}, got {value!r}")
 
 
+TOOLKIT_OWNS = {
+    "enable_checkpointing": "the toolkit writes its own safetensors checkpoints "
+                            "(<stage>/checkpoints/last.ckpt); remove this key",
+    "callbacks": "a recipe cannot name callback objects; use the Python API "
+                 "(toolkit.training.fit) to add callbacks",
+}
+
+
 def _validate_trainer(trainer: Any) -> None:
+    """Check the ``trainer`` keys, then build a Trainer from them (precision ``auto`` made for
+    this machine) so that an invalid value (``accelerator: gpu`` without a GPU, ``precision:
+    17``) is a one-line error before any stage runs."""
     if not isinstance(trainer, dict):
         raise RecipeError("trainer", f"expected a mapping of lightning.Trainer arguments, "
                                      f"got {trainer!r}")
     from lightning import Trainer
+
+    from toolkit.machine import resolve_trainer
 
     valid = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
     for key in trainer:
         if key not in valid:
             raise RecipeError(f"trainer.{key}", f"not a lightning.Trainer argument"
                                                 f"{suggest(key, valid)}")
+        if key in TOOLKIT_OWNS and trainer[key]:
+            raise RecipeError(f"trainer.{key}", TOOLKIT_OWNS[key])
+    settings = resolve_trainer(trainer)
+    for key, value in settings.items():
+        _try_trainer({key: value}, f"trainer.{key}")
+    _try_trainer(settings, "trainer")
+
+
+def _try_trainer(kwargs: dict[str, Any], where: str) -> None:
+    import logging
+
+    from lightning import Trainer
+
+    quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                 enable_model_summary=False)
+    log = logging.getLogger("lightning.pytorch")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        Trainer(**{**quiet, **kwargs})
+    except Exception as err:  # Lightning raises several types for a bad value
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise RecipeError(where, f"{first} (value {kwargs.get(where.split('.')[-1], kwargs)!r})"
+                          if "." in where else first) from None
+    finally:
+        log.setLevel(level)
 
 
 def stage_params(recipe: dict[str, Any], name: str) -> Any:
@@ -164,7 +204,11 @@ def stage_params(recipe: dict[str, Any], name: str) -> Any:
 
     spec = registered()[name]
     values = (recipe.get("stage_args") or {}).get(name)
-    return parse_params(spec.Params, values, f"stage_args.{name}")
+    params = parse_params(spec.Params, values, f"stage_args.{name}")
+    steps = (recipe.get("trainer") or {}).get("max_steps")
+    if steps is not None and any(f.name == "max_steps" for f in dataclasses.fields(params)):
+        params = dataclasses.replace(params, max_steps=int(steps))  # trainer.max_steps: every stage
+    return params
 
 
 def dump_recipe(recipe: dict[str, Any]) -> str:

@@ -36,14 +36,23 @@ def test_contains_answer():
     assert contains_answer("blue whale", ["shark", "whale"])
 
 
+# Sentences the judge hears exactly under every CTranslate2 kernel set (CT2_FORCE_CPU_ISA=
+# AVX512 / AVX2 / AVX / GENERIC all gave WER 0). "The quick brown fox ..." is borderline for
+# espeak's voice: AVX2 kernels hear "brown fox jump", AVX512 ones "round-fark stump" (WER 0.44).
+CLEAR_SENTENCES = ("The weather is nice today, so we will go for a walk in the park.",
+                   "Please call me back tomorrow morning.")
+
+
 @pytest.mark.models
-def test_judge_transcribes_espeak(sentence):
+@pytest.mark.parametrize("text", CLEAR_SENTENCES)
+def test_judge_transcribes_espeak(text):
     pytest.importorskip("faster_whisper")
     from toolkit.eval import Judge
 
-    text, wav = sentence
-    hyp = Judge().transcribe([wav.numpy()], 16000)[0]
-    assert wer(text, hyp) <= 0.25
+    from .conftest import espeak
+
+    hyp = Judge().transcribe([espeak(text).numpy()], 16000)[0]
+    assert wer(text, hyp) <= 0.1, hyp
 
 
 @pytest.mark.models

@@ -1,8 +1,13 @@
 """recipes/moss_tiny.yaml end to end, as a user runs it: every stage, the report, the export,
-and a re-run that resumes (skips what is complete, redoes what is not)."""
+a re-run that resumes (skips what is complete, redoes what is not), a quiet terminal, a run
+stopped by SIGTERM that resumes to the same report, and ``trainer.max_steps`` honoured."""
 
 import json
+import re
+import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +25,33 @@ def lightning_run(out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("moss_tiny") / "run"
     done = lightning_run(out)
     assert done.returncode == 0, done.stderr[-3000:]
-    return out
+    return out, done
+
+
+@pytest.fixture(scope="module")
+def run_dir(first_run: tuple[Path, subprocess.CompletedProcess]) -> Path:
+    return first_run[0]
+
+
+def copy_stages(run_dir: Path, out: Path, stages: tuple[str, ...]) -> None:
+    out.mkdir(parents=True)
+    for name in stages:
+        shutil.copytree(run_dir / name, out / name)
+
+
+def comparable(report):
+    """A report without what differs between two identical runs: wall-clock measures (latency,
+    seconds, real-time factors) and the run folder's path."""
+    if isinstance(report, dict):
+        return {k: comparable(v) for k, v in report.items()
+                if not re.search(r"latency|seconds|rtf|_ms|time|source", k)}
+    if isinstance(report, list):
+        return [comparable(v) for v in report]
+    return report
 
 
 @pytest.mark.models
@@ -81,3 +108,50 @@ def test_decoder_reads_the_trained_tokenizers_code_vectors(run_dir: Path) -> Non
     assert decoder.params.code_dim == vectors.shape[1]
     expected = (vectors - vectors.mean(0)) / vectors.std(0).clamp(min=1e-6)
     torch.testing.assert_close(decoder.code_vectors[: tokenizer.codebook_size], expected)
+
+
+@pytest.mark.models
+def test_terminal_shows_only_the_toolkits_lines(first_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    run_dir, done = first_run
+    text = done.stdout + done.stderr
+    for noise in ("litlogger", "Tip:", "val_dataloader", "deprecated", "Epoch 0/", "GPU available"):
+        assert noise not in text, noise
+    assert "precision 32-true" in text and "whole job ~" in text and "stages run:" in text
+    assert "litlogger" in (run_dir / "stage1" / "stage.log").read_text()  # kept for debugging
+
+
+@pytest.mark.models
+def test_sigterm_stops_the_run_and_the_same_command_resumes_it(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    copy_stages(run_dir, out, ("corpus", "pretrain", "tokenizer"))
+    cmd = ["lightning", "run", str(ROOT / "recipes/moss_tiny.yaml"), f"out={out}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = out / "stage1.partial" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 600
+    while not checkpoint.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 143, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(r"stopped during stage stage1 at step \d+ \(SIGTERM\); "
+                        r"run the same command to resume", last), last
+    assert checkpoint.is_file() and not (out / "stage1").exists()
+    again = lightning_run(out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "corpus: complete, skipped" in again.stderr
+    resumed = json.loads((out / "eval" / "report.json").read_text())
+    straight = json.loads((run_dir / "eval" / "report.json").read_text())
+    assert comparable(resumed) == comparable(straight)
+
+
+@pytest.mark.models
+def test_trainer_max_steps_changes_the_number_of_steps(run_dir: Path, tmp_path: Path) -> None:
+    from toolkit.training import load_state
+
+    out = tmp_path / "run"
+    copy_stages(run_dir, out, ("corpus",))
+    done = lightning_run(out, "trainer.max_steps=3", "--only", "corpus", "--only", "pretrain")
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = load_state(out / "pretrain" / "checkpoints" / "last.ckpt")
+    assert state["global_step"] == 3

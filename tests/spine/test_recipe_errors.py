@@ -31,6 +31,11 @@ CASES = {
     "unknown top key": (GOOD + "trainr: {max_steps: 3}\n", "trainr", "did you mean trainer"),
     "unknown trainer arg": (GOOD + "trainer: {max_stepz: 3}\n", "trainer.max_stepz",
                             "did you mean max_steps"),
+    "trainer value": (GOOD + "trainer: {precision: 17}\n", "trainer.precision",
+                      "Precision 17 is invalid"),
+    "trainer device": (GOOD + "trainer: {accelerator: tpu}\n", "trainer.accelerator", "value 'tpu'"),
+    "trainer owned key": (GOOD + "trainer: {enable_checkpointing: true}\n",
+                          "trainer.enable_checkpointing", "own safetensors checkpoints"),
     "node shape": ("data: toy_lines\n", "data", "expected {plugin"),
     "node key": ("data: {plugin: toy_lines, param: {count: 1}}\n", "data.param",
                  "did you mean params"),
@@ -83,3 +88,27 @@ def test_debug_flag_shows_traceback(tmp_path: Path) -> None:
 
     with pytest.raises(RecipeError):
         main(["--debug", "validate", str(recipe)])
+
+
+def test_invalid_trainer_value_fails_before_any_stage(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    from tests.spine.conftest import CALLS
+
+    CALLS.clear()
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(GOOD + f"out: {tmp_path / 'run'}\ntrainer: {{strategy: ddp_spawnn}}\n")
+    assert main(["run", str(recipe)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "at trainer.strategy:" in err, err
+    assert CALLS == [] and not (tmp_path / "run").exists()
+
+
+def test_trainer_max_steps_sets_every_training_stage() -> None:
+    from toolkit.recipe import load_recipe, stage_params
+
+    root = Path(__file__).resolve().parents[2]
+    recipe = load_recipe(root / "recipes/moss_tiny.yaml", ["trainer.max_steps=7"])
+    for name in ("pretrain", "tokenizer", "stage1", "stage2", "sft", "decoder"):
+        assert stage_params(recipe, name).max_steps == 7, name
+    plain = load_recipe(root / "recipes/moss_tiny.yaml")
+    assert stage_params(plain, "stage1").max_steps == 60  # the recipe's own value otherwise

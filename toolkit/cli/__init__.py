@@ -2,7 +2,8 @@
 
 Each module in :mod:`toolkit.cli.commands` defines ``HELP``, ``add_arguments(parser)`` and
 ``main(args) -> int``; dropping a file there adds a command. A :class:`ToolkitError` is printed
-as one line (``--debug`` shows the traceback) and the exit code is 2.
+as one line (``--debug`` shows the traceback) and the exit code is 2; a run stopped by SIGTERM or
+Ctrl-C says so in one line and exits 143 / 130.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from toolkit.errors import ToolkitError
+from toolkit.training.stopping import Stopped
 
 
 def _commands() -> dict[str, object]:
@@ -47,6 +49,9 @@ def guarded(fn: Callable[[], int], debug: bool) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Stopped as stop:
+        print(stop.message(), file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

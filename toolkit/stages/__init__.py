@@ -44,8 +44,8 @@ def stage(name: str, params: type = NoParams, needs: tuple[str, ...] = ()) -> Ca
         raise TypeError(f"stage {name}: params must be a dataclass")
 
     def wrap(fn: Callable[["StageContext"], None]) -> Callable:
-        doc = (fn.__doc__ or "").strip().splitlines()
-        _STAGES[name] = StageSpec(name, fn, params, tuple(needs), doc[0] if doc else "")
+        summary = (fn.__doc__ or "").strip().split("\n\n")[0]  # the first paragraph
+        _STAGES[name] = StageSpec(name, fn, params, tuple(needs), " ".join(summary.split()))
         return fn
 
     return wrap

@@ -1,8 +1,10 @@
 """One way to train anything in the toolkit: a plain ``lightning.Trainer`` from recipe kwargs,
-with safetensors checkpoints, CSV + TensorBoard logs, a rich progress bar and exact resume."""
+with safetensors checkpoints, CSV + TensorBoard logs, a rich progress bar counting steps, exact
+resume, ``precision: auto`` made for this machine, and a stop by signal that ends as a failure."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,12 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from toolkit import timing
+from toolkit.machine import resolve_trainer
 from toolkit.training.checkpoint_io import SafetensorsCheckpointIO
+from toolkit.training.stopping import as_stopped, lightning_handles_signals
 
 LAST = "last.ckpt"
 
@@ -30,11 +36,62 @@ class PeriodicCheckpoint(Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.save_checkpoint(self.folder / LAST, weights_only=False)  # full state, to resume
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                     exception: BaseException) -> None:
+        # Lightning raises this at a step boundary, so the state is whole: keep the steps done
+        if isinstance(exception, SIGTERMException) and trainer.global_step > 0:
+            trainer.save_checkpoint(self.folder / LAST, weights_only=False)
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich bar named after the stage and counting steps towards ``max_steps``
+    (step-limited training runs one endless epoch, which Lightning showed as "Epoch 0/-2")."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(leave=True)
+        self.label = label
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return self.label
+
+    @property
+    def total_train_batches(self) -> int | float:
+        trainer = self.trainer
+        if trainer.max_steps > 0:
+            return trainer.max_steps * trainer.accumulate_grad_batches
+        return super().total_train_batches
+
+
+class PaceReport(Callback):
+    """After the first ``warm + measure`` steps, tell the run's :class:`toolkit.timing.JobClock`
+    (which prints this stage's pace and the whole job's time left)."""
+
+    def __init__(self, stage: str, warm: int = 1, measure: int = 5) -> None:
+        self.stage, self.warm, self.measure = stage, warm, measure
+        self.start: float | None = None
+        self.start_step = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        if self.start is None and step >= self.warm:
+            self.start, self.start_step = time.perf_counter(), step
+        elif self.start is not None and step == self.start_step + self.measure:
+            clock = timing.current()
+            if clock is not None and trainer.max_steps > 0:
+                pace = (time.perf_counter() - self.start) / self.measure
+                line = clock.first_steps(self.stage, pace, trainer.max_steps - step)
+                progress = getattr(trainer.progress_bar_callback, "progress", None)
+                if progress is not None:  # above the live bar, which a plain print would break
+                    progress.console.print(line, markup=False)
+                else:
+                    trainer.print(line)
+
 
 def make_trainer(work_dir: Path, trainer_kwargs: dict[str, Any] | None, max_steps: int,
                  ckpt_every: int | None = None) -> L.Trainer:
-    """A Trainer with the recipe's kwargs plus our checkpointing, logging and progress bar."""
-    kwargs = dict(trainer_kwargs or {})
+    """A Trainer with the recipe's kwargs (``precision: auto`` made for this machine) plus our
+    checkpointing, logging, progress bar and pace report."""
+    kwargs = resolve_trainer(trainer_kwargs)
     kwargs["max_steps"] = max_steps
     kwargs.setdefault("max_epochs", -1)
     kwargs.setdefault("num_sanity_val_steps", 0)
@@ -46,8 +103,10 @@ def make_trainer(work_dir: Path, trainer_kwargs: dict[str, Any] | None, max_step
     callbacks = list(kwargs.pop("callbacks", None) or [])
     every = ckpt_every or max(1, max_steps // 4)
     callbacks.append(PeriodicCheckpoint(work_dir / "checkpoints", every))
+    stage = work_dir.name.removesuffix(".partial")
+    callbacks.append(PaceReport(stage))
     if kwargs.get("enable_progress_bar", True):
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(StepProgressBar(stage))
     plugins = list(kwargs.pop("plugins", None) or [])
     plugins.append(SafetensorsCheckpointIO())
     return L.Trainer(callbacks=callbacks, plugins=plugins, **kwargs)
@@ -64,5 +123,13 @@ def fit(module: L.LightningModule, train_loader: Any, work_dir: str | Path,
     work_dir.mkdir(parents=True, exist_ok=True)
     trainer = make_trainer(work_dir, trainer_kwargs, max_steps, ckpt_every)
     last = work_dir / "checkpoints" / LAST
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if last.is_file() else None)
+    try:
+        with lightning_handles_signals():
+            trainer.fit(module, train_loader, val_loader,
+                        ckpt_path=str(last) if last.is_file() else None)
+    except SystemExit as exc:  # Lightning's way to end after SIGTERM or Ctrl-C
+        stopped = as_stopped(exc, trainer.received_sigterm, trainer.global_step)
+        if stopped is None:
+            raise
+        raise stopped from None
     return trainer
