@@ -12,7 +12,9 @@ from toolkit.registry import API_VERSION, available, build, register
 
 
 def load(path, stage=None):  # noqa: ANN001, ANN201 - thin lazy wrapper, see toolkit.loading.load
-    """Load a trained speech-to-speech model from an export folder or a run folder."""
+    """Load a trained speech-to-speech model from an export folder or a run folder (``stage``:
+    export, sft, stage2, stage1 or latest; see :func:`toolkit.loading.load`). A damaged model
+    is a one-line :class:`ToolkitError`, never silently replaced by another stage."""
     from toolkit.loading import load as _load
 
     return _load(path, stage)

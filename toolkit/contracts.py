@@ -64,6 +64,27 @@ class StreamingEncoder(ABC):
     def flush(self) -> Tensor: ...
 
 
+VOICE_PROMPT_SECONDS = 3.0
+"""The longest reference clip a voice prompt is made from (seconds; longer clips are cut to
+their first 3 s by :func:`voice_prompt_clip`), so a prompt costs the same however long the clip:
+``resynth`` used its whole input as the prompt, and ``flow_vocoder``'s streaming decoded that
+prefix again with every window, which made ``resynth`` quadratic in the input's length (600 s
+took more than 600 s). Chosen by measuring (``benchmarks/decode_cost.py`` on moss_tiny's
+decoder): the prompt's speaker embedding is at cosine 0.999 to that of a whole 30 s clip from
+3 s on (0.993 at 0.5 s, 0.997 at 1 s), while with the prefix decoded per window each second of
+prompt added about 11 % to the decode (10 s: 2.1x). Streaming now decodes the prefix once, so
+the length matters less there, but offline decoding, the speaker encoder and ``resynth``'s
+encoding of its voice still grow with it."""
+
+
+def voice_prompt_clip(wav: Tensor, sample_rate: int, seconds: float = VOICE_PROMPT_SECONDS) -> Tensor:
+    """The first ``seconds`` (default :data:`VOICE_PROMPT_SECONDS`) of a reference clip
+    ``wav[T]`` at ``sample_rate`` -> ``wav[min(T, seconds * sample_rate)]``. Every voice prompt
+    goes through this (decoders' ``make_prompt``, ``resynth`` before encoding its voice), so
+    synthesis costs the same per second of output however long the reference is."""
+    return wav[..., : max(1, int(round(seconds * sample_rate)))]
+
+
 @dataclass
 class VoicePrompt:
     """A reference voice: ``mel[F,n_mels]`` of the clip, ``codes[L]``, ``speaker[E]`` embedding."""
@@ -89,7 +110,8 @@ class Decoder(nn.Module, Trainable):
         """``codes[B,L]`` long -> ``wav[B,T]`` float at ``sample_rate``."""
 
     def make_prompt(self, wav: Tensor, codes: Tensor | None = None) -> VoicePrompt:
-        """Build a :class:`VoicePrompt` from a reference clip ``wav[T]``."""
+        """Build a :class:`VoicePrompt` from a reference clip ``wav[T]`` (an implementation
+        reads at most its first :data:`VOICE_PROMPT_SECONDS`, see :func:`voice_prompt_clip`)."""
         raise NotImplementedError(f"{type(self).__name__} takes no voice prompt")
 
     def stream_decoder(self, prompt: VoicePrompt | None = None) -> "StreamingDecoder":

@@ -1,8 +1,15 @@
 """Load a trained speech-to-speech model: ``toolkit.load(path)``.
 
 ``path`` is an exported folder (written by the ``export`` stage / :func:`export_model`) or a
-run folder (its ``export/`` when complete, otherwise the latest LM stage plus the run's
-tokenizer and decoder stages). An exported folder holds::
+run folder: by default its ``export/`` when it has one, otherwise its newest LM stage plus the
+run's tokenizer and decoder stages (see :func:`load` for ``stage``). This module is the one
+loader of every saved thing (exports, LM stage folders, tokenizer / decoder components): each
+is checked (completeness against its ``COMPLETE.json``, tensor names, shapes and dtypes against
+the model built from its JSON, see :mod:`toolkit.load_checks`) and a problem is one
+:class:`ToolkitError` line naming the file and the tensor. The model asked for is never
+silently replaced by another stage; only ``stage="latest"`` falls back, and says so.
+
+An exported folder holds::
 
     export.json              format, plugin nodes (trunk, splitter, tokenizer, decoder), tokens
     trunk/                   the trunk as its plugin saves it (Hugging Face folder for ``llama``:
@@ -11,6 +18,7 @@ tokenizer and decoder stages). An exported folder holds::
                              appended vocabulary rows)
     tokenizer.safetensors    speech tokenizer state
     decoder.safetensors      decoder state
+    COMPLETE.json            every file above with its size
 
 Nothing is unpickled; plugins are found through the registry by their registered names.
 """
@@ -18,6 +26,8 @@ Nothing is unpickled; plugins are found through the registry by their registered
 from __future__ import annotations
 
 import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +37,17 @@ from torch import nn
 
 from toolkit.errors import ToolkitError
 from toolkit.io import load_tensors, read_json, save_tensors, write_json
+from toolkit.load_checks import cast_like, check_complete, check_finished, check_tensors, write_marker
 
 EXPORT_FILE = "export.json"
 EXPORT_FORMAT = 1
 LM_STAGES = ("sft", "stage2", "stage1")
+"""LM stages in order of preference: the latest one a run has is the model."""
 LM_STAGES_IN_ORDER = tuple(reversed(LM_STAGES))
 """The LM stages in the order a run trains them."""
-"""LM stages in order of preference: the latest one a run has is the model."""
+EXPORT, LATEST = "export", "latest"
+STAGE_CHOICES = (EXPORT, *LM_STAGES, LATEST)
+"""What ``stage`` may name for a run folder (``--stage`` of ``chat`` and ``eval``)."""
 
 
 @dataclass
@@ -108,10 +122,11 @@ def build_split(trunk: nn.Module, node: dict[str, Any], speech_vocab_size: int |
 
 def load_stage_model(stage_dir: str | Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     """A split model saved by an LM stage (``model.json`` + ``model.safetensors``)
-    -> ``(split_model, trunk, info)``."""
+    -> ``(split_model, trunk, info)``; an unfinished, damaged or changed folder is an error."""
     from toolkit.speech_lm.persist import STATE_FILE, load_into
 
     stage_dir = Path(stage_dir)
+    check_finished(stage_dir)
     info = read_json(stage_dir / STATE_FILE)
     for key in ("trunk", "splitter", "tokens"):
         if not isinstance(info.get(key), dict):
@@ -119,22 +134,53 @@ def load_stage_model(stage_dir: str | Path) -> tuple[nn.Module, nn.Module, dict[
     trunk = build_trunk(info["trunk"])
     split = build_split(trunk, info["splitter"], info["tokens"]["speech_vocab_size"])
     load_into(split, stage_dir)
+    check_complete(stage_dir)
     return split.eval(), trunk.eval(), info
 
 
 def build_component(node: dict[str, Any], key: str, state: dict[str, torch.Tensor] | None,
                     where: str) -> nn.Module:
-    """Build the ``tokenizer`` / ``decoder`` plugin of ``node`` and load ``state`` into it."""
+    """Build the ``tokenizer`` / ``decoder`` plugin of ``node`` and load its whole ``state``
+    (read from ``where``; every tensor must fit: names, shapes, dtypes)."""
     from toolkit.registry import KIND_OF_KEY, build_node
 
     module = build_node(KIND_OF_KEY[key], node, key)
     if state is not None:
-        expected = set(module.state_dict())
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        if missing or unexpected:
-            what = f"missing tensor '{missing[0]}'" if missing else f"unexpected tensor '{unexpected[0]}'"
-            raise ToolkitError(f"{where}: {what} for {key} plugin '{node['plugin']}'")
-        module.load_state_dict(state, strict=True)
+        expected = module.state_dict()
+        check_tensors(Path(where), state, expected, what=f"{key} plugin '{node['plugin']}'")
+        module.load_state_dict(cast_like(state, expected), strict=True)
+    return module.eval()
+
+
+def load_component(folder: str | Path, stem: str, kind: str) -> nn.Module:
+    """A trained tokenizer / decoder saved by its stage (``{stem}.json`` + ``{stem}.safetensors``
+    holding the trained state, see :func:`toolkit.stages.tokenizer.trained_state`), from the
+    stage folder or from a run folder (``RUN/{stem}``)."""
+    import toolkit
+    from toolkit.stages.tokenizer import trained_state
+
+    folder = Path(folder)
+    if (folder / "recipe.yaml").is_file():  # a run folder
+        run, folder = folder, stage_folder(folder, stem)
+        if folder is None:
+            raise ToolkitError(f"{run / stem}: the run has no {stem} stage (run it first)")
+    elif (folder / stem / f"{stem}.json").is_file():
+        folder = folder / stem
+    check_finished(folder)
+    info = read_json(folder / f"{stem}.json")
+    if not isinstance(info, dict) or "plugin" not in info:
+        raise ToolkitError(f"{folder / f'{stem}.json'}: no 'plugin' entry")
+    module = toolkit.build(kind, info["plugin"], **(info.get("params") or {}))
+    path = folder / f"{stem}.safetensors"
+    state = load_tensors(path)
+    expected, trained = module.state_dict(), set(trained_state(module))
+    untrained = trained - set(state)
+    if untrained and not set(state) - set(expected):  # the plugin grew trainable parts since
+        raise ToolkitError(f"{path} lacks trained weights {sorted(untrained)[:3]} of plugin "
+                           f"{info['plugin']} (saved by an older version?): retrain this stage")
+    check_tensors(path, state, expected, required=trained, what=f"{kind} plugin '{info['plugin']}'")
+    module.load_state_dict(cast_like(state, expected), strict=False)
+    check_complete(folder)
     return module.eval()
 
 
@@ -170,86 +216,162 @@ def export_model(lm: SpeechLM, folder: str | Path) -> Path:
         save_tensors(folder / f"{key}.safetensors", {k: v.detach().cpu() for k, v in part.state_dict().items()})
     write_json(folder / EXPORT_FILE, {"format": EXPORT_FORMAT, "nodes": nodes,
                                       "tokens": lm.tokens.to_dict(), "source": lm.source})
+    write_marker(folder, {"export": lm.source})
     return folder
 
 
 def load_export(folder: str | Path) -> SpeechLM:
-    """Load a folder written by :func:`export_model`."""
+    """Load a folder written by :func:`export_model`; every file is checked (completeness
+    against its marker, tensor names, shapes and dtypes) and a problem is one line."""
     folder = Path(folder)
+    check_finished(folder)
+    if not (folder / EXPORT_FILE).is_file():
+        raise ToolkitError(f"{folder / EXPORT_FILE}: file not found (is {folder} an exported model? "
+                           f"the export stage writes RUN/export)")
     info = read_json(folder / EXPORT_FILE)
     if info.get("format") != EXPORT_FORMAT:
         raise ToolkitError(f"{folder / EXPORT_FILE}: unknown export format {info.get('format')!r}")
     nodes = info["nodes"]
     trunk = build_trunk(nodes["trunk"], folder)
     split = build_split(trunk, nodes["splitter"])
-    state = load_tensors(folder / "speech_lm.safetensors")
+    path = folder / "speech_lm.safetensors"
+    state = load_tensors(path)
     held = _trunk_storage(trunk)
-    wanted = {k for k, v in split.state_dict().items() if v.untyped_storage().data_ptr() not in held}
-    missing, unexpected = sorted(wanted - set(state)), sorted(set(state) - wanted)
-    if missing or unexpected:
-        what = f"missing tensor '{missing[0]}'" if missing else f"unexpected tensor '{unexpected[0]}'"
-        raise ToolkitError(f"{folder / 'speech_lm.safetensors'}: {what}")
-    split.load_state_dict(state, strict=False)
+    expected = {k: v for k, v in split.state_dict().items() if v.untyped_storage().data_ptr() not in held}
+    check_tensors(path, state, expected, what="the exported model")
+    split.load_state_dict(cast_like(state, expected), strict=False)
     parts = {}
     for key in ("tokenizer", "decoder"):
         path = folder / f"{key}.safetensors"
         parts[key] = build_component(nodes[key], key, load_tensors(path), str(path)) if key in nodes else None
+    check_complete(folder)
     return SpeechLM(split.eval(), trunk.eval(), parts["tokenizer"], parts["decoder"], nodes, str(folder))
 
 
 # ---------------------------------------------------------------------------- run folders
-def latest_lm_stage(run_dir: Path) -> str | None:
-    from toolkit.runner import is_complete
+def stage_folder(run_dir: Path, stage: str) -> Path | None:
+    """The folder of ``stage`` in a run: ``RUN/stage`` when it exists, else ``RUN/stage.partial``
+    when the stage started but did not finish, else None (the run does not have it)."""
+    for folder in (run_dir / stage, run_dir / f"{stage}.partial"):
+        if folder.is_dir():
+            return folder
+    return None
 
-    return next((s for s in LM_STAGES if is_complete(run_dir / s)), None)
+
+def latest_lm_stage(run_dir: Path) -> str | None:
+    """The newest LM stage the run has (complete or not: loading an unfinished one is an error,
+    never a reason to take an older one), or None."""
+    return next((s for s in LM_STAGES if stage_folder(run_dir, s) is not None), None)
 
 
 def load_run_component(run_dir: Path, key: str) -> tuple[nn.Module | None, dict | None]:
     """The trained ``tokenizer`` / ``decoder`` of a run and its plugin node (``(None, None)``
-    when the run has no complete stage of that name)."""
-    import importlib
-
-    from toolkit.runner import is_complete
-
-    stage_dir = run_dir / key
-    if not is_complete(stage_dir):
+    when the run has no stage of that name; an unfinished or damaged one is an error)."""
+    folder = stage_folder(run_dir, key)
+    if folder is None:
         return None, None
-    module = importlib.import_module(f"toolkit.stages.{key}").load_trained(stage_dir)
-    info = read_json(stage_dir / f"{key}.json")
+    module = load_component(folder, key, key)
+    info = read_json(folder / f"{key}.json")
     return module, {"plugin": info["plugin"], "params": info.get("params") or {}}
 
 
-def load_run(run_dir: str | Path, stage: str | None = None) -> SpeechLM:
-    """The model of a run folder: ``stage`` (default: the latest of sft, stage2, stage1)."""
-    run_dir = Path(run_dir)
-    stage = stage or latest_lm_stage(run_dir)
-    if stage is None:
-        raise ToolkitError(f"{run_dir}: no complete LM stage ({', '.join(LM_STAGES)}) to load")
-    split, trunk, info = load_stage_model(run_dir / stage)
+def _load_lm_stage(run_dir: Path, stage: str) -> SpeechLM:
+    folder = stage_folder(run_dir, stage)
+    if folder is None:
+        raise ToolkitError(f"{run_dir / stage}: the run has no {stage} stage")
+    split, trunk, info = load_stage_model(folder)
     tokenizer, tokenizer_node = load_run_component(run_dir, "tokenizer")
     decoder, decoder_node = load_run_component(run_dir, "decoder")
     nodes = {"trunk": info["trunk"], "splitter": info["splitter"]}
     nodes.update({k: v for k, v in (("tokenizer", tokenizer_node), ("decoder", decoder_node)) if v})
-    return SpeechLM(split, trunk, tokenizer, decoder, nodes, str(run_dir / stage))
+    return SpeechLM(split, trunk, tokenizer, decoder, nodes, str(folder))
 
 
-def load(path: str | Path, stage: str | None = None) -> SpeechLM:
-    """``toolkit.load(path)``: an exported folder, or a run folder (its complete ``export/``
-    when there is one and no ``stage`` is asked for, else the latest LM stage)."""
-    from toolkit.runner import is_complete
+def _load_export_of(run_dir: Path) -> SpeechLM:
+    folder = stage_folder(run_dir, EXPORT)
+    if folder is None:
+        raise ToolkitError(f"{run_dir / EXPORT}: the run has no export (run its export stage, "
+                           f"or give an LM stage: {', '.join(LM_STAGES)})")
+    return load_export(folder)
 
+
+def _load_latest(run_dir: Path, candidates: tuple[str, ...],
+                 notice: Callable[[str], None] | None) -> SpeechLM:
+    """The first of ``candidates`` that loads; says in one line which and why."""
+    skipped = []
+    for stage in candidates:
+        if stage_folder(run_dir, stage) is None:
+            continue
+        try:
+            lm = _load_export_of(run_dir) if stage == EXPORT else _load_lm_stage(run_dir, stage)
+        except ToolkitError as err:
+            skipped.append(f"{stage} ({err})")
+            continue
+        why = "the newest stage of the run" if not skipped else "skipped " + "; ".join(skipped)
+        (notice or _stderr)(f"note: stage latest -> {stage} ({lm.source}): {why}")
+        return lm
+    tried = "; ".join(skipped) if skipped else f"none of {', '.join(candidates)} exists"
+    raise ToolkitError(f"{run_dir}: no stage could be loaded: {tried}")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def load_run(run_dir: str | Path, stage: str | None = None,
+             notice: Callable[[str], None] | None = None) -> SpeechLM:
+    """The model of a run folder's ``stage``: an LM stage (sft, stage2, stage1), ``"export"``
+    (``RUN/export``) or ``"latest"``. The default (None) is the newest LM stage the run has;
+    an unfinished or damaged one is an error, never replaced by an older stage. Only
+    ``"latest"`` falls back, to the newest LM stage that loads, and says so through ``notice``
+    (default: one line on stderr)."""
+    run_dir = Path(run_dir)
+    if stage == LATEST:
+        return _load_latest(run_dir, LM_STAGES, notice)
+    if stage == EXPORT:
+        return _load_export_of(run_dir)
+    if stage is not None and stage not in LM_STAGES:
+        raise ToolkitError(f"{run_dir}: unknown stage '{stage}' (stages: {', '.join(STAGE_CHOICES)})")
+    stage = stage or latest_lm_stage(run_dir)
+    if stage is None:
+        raise ToolkitError(f"{run_dir}: no LM stage ({', '.join(LM_STAGES)}) to load")
+    return _load_lm_stage(run_dir, stage)
+
+
+def load(path: str | Path, stage: str | None = None,
+         notice: Callable[[str], None] | None = None) -> SpeechLM:
+    """``toolkit.load(path)``: an exported folder, or a run folder.
+
+    For a run folder, ``stage`` is one of :data:`STAGE_CHOICES`. The default (None) is the
+    run's export when it has one (``RUN/export``, finished or not), else its newest LM stage;
+    the model chosen must load: a damaged, changed or unfinished one is a one-line error naming
+    the file, never silently replaced by another stage. ``"latest"`` takes the first of
+    export, sft, stage2, stage1 that loads and prints one line saying which and why."""
     path = Path(path)
     if not path.exists():
         raise ToolkitError(f"{path}: no such folder (give an exported model or a run folder)")
+    from toolkit.formats.moss_speech import is_moss_folder, load_moss
+
+    if is_moss_folder(path):  # a released MOSS-Speech checkpoint (toolkit/formats/moss_speech.py)
+        return load_moss(path)
     if (path / EXPORT_FILE).is_file():
+        if stage not in (None, EXPORT, LATEST):
+            raise ToolkitError(f"{path}: an exported model has no '{stage}' stage (stages are "
+                               f"folders of a run: give the run folder)")
         return load_export(path)
-    if stage is None and is_complete(path / "export") and (path / "export" / EXPORT_FILE).is_file():
-        return load_export(path / "export")
-    if (path / "recipe.yaml").is_file():
-        return load_run(path, stage)
-    raise ToolkitError(f"{path}: neither an exported model ({EXPORT_FILE}) nor a run folder (recipe.yaml)")
+    if not (path / "recipe.yaml").is_file():
+        raise ToolkitError(f"{path}: neither an exported model ({EXPORT_FILE}) nor a run folder (recipe.yaml)")
+    if stage == LATEST:
+        return _load_latest(path, (EXPORT, *LM_STAGES), notice)
+    if stage is not None:
+        return load_run(path, stage, notice)
+    try:
+        return _load_export_of(path) if stage_folder(path, EXPORT) is not None else load_run(path)
+    except ToolkitError as err:
+        raise ToolkitError(f"{err} [the run's default model; ask for another stage, or 'latest' "
+                           f"for the newest that loads]") from None
 
 
 __all__ = ["SpeechLM", "load", "load_run", "load_export", "export_model", "load_stage_model",
-           "build_trunk", "build_split", "build_component", "latest_lm_stage", "LM_STAGES",
-           "LM_STAGES_IN_ORDER"]
+           "load_component", "build_trunk", "build_split", "build_component", "latest_lm_stage",
+           "stage_folder", "LM_STAGES", "LM_STAGES_IN_ORDER", "STAGE_CHOICES", "EXPORT", "LATEST"]

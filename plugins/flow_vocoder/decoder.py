@@ -7,7 +7,10 @@ frame's place inside its token) and smoothed. A linear prior maps these features
 ConvNeXt estimator, conditioned on them, on a voice prompt's mel (an in-context prefix, as in
 CosyVoice) and on a speaker embedding, integrates the flow from that prior plus noise to the mel
 with Euler steps and classifier-free guidance. The noise of frame ``i`` is fixed (a seeded table),
-so chunked (streaming) synthesis with lookahead stays close to whole-utterance synthesis.
+so chunked (streaming) synthesis with lookahead stays close to whole-utterance synthesis; it
+keeps each convolution's left context instead of recomputing it (``streaming.py``), so it costs
+about as much as whole-utterance synthesis. A voice prompt is read up to its first
+:data:`toolkit.contracts.VOICE_PROMPT_SECONDS`.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from torch import Tensor, nn
 
 import toolkit
 from toolkit.audio_features import mel_for_vocoder
-from toolkit.contracts import Decoder, StreamingDecoder, VoicePrompt
+from toolkit.contracts import VOICE_PROMPT_SECONDS, Decoder, StreamingDecoder, VoicePrompt, voice_prompt_clip
 from toolkit.errors import ToolkitError
 
-from .nets import ConvNeXtBlock, FlowEstimator, ISTFTVocoder, SpeakerEncoder, multi_resolution_stft_loss
+from .nets import (ConvNeXtBlock, ConvStream, FlowEstimator, ISTFTVocoder, SpeakerEncoder,
+                   multi_resolution_stft_loss)
 
 MEL_MEAN, MEL_SCALE = -2.5, 2.0
 """Flow-space mel = (log10-mel - MEL_MEAN) / MEL_SCALE (roughly unit range)."""
@@ -91,9 +95,12 @@ class FlowVocoderParams:
     """Weight of the vocoder's mel L1 loss next to its multi-resolution STFT loss: 0.52 at 1.0,
     0.43 at 5.0 (same measure, vocoder dim 256 with 6 layers)."""
     chunk_tokens: int = 8
-    """Streaming: tokens synthesised per step."""
+    """Streaming: tokens synthesised per step (every whole chunk waiting goes in one window)."""
     context_tokens: int = 12
+    """Not read any more (kept so saved params load): streaming keeps every convolution's left
+    context (:class:`~.nets.ConvStream`) instead of recomputing this many tokens per window."""
     lookahead_tokens: int = 2
+    """Streaming: tokens of right context a window waits for before its last chunk is final."""
     seed: int = 1234
 
 
@@ -149,18 +156,19 @@ class FlowVocoder(Decoder):
         self.register_buffer("code_vectors", table.to(device))
 
     # -- pieces ------------------------------------------------------------------------
-    def token_features(self, codes: Tensor) -> Tensor:
-        """``codes[B,L]`` (codebook_size = no token) -> ``mu[B, L*upsample, D]``."""
+    def token_features(self, codes: Tensor, stream: ConvStream | None = None) -> Tensor:
+        """``codes[B,L]`` (codebook_size = no token) -> ``mu[B, L*upsample, D]`` (``stream``:
+        ``codes`` is a window of a longer stream, see :class:`~.nets.ConvStream`)."""
         h = self.embed(codes)
         if self.code_proj is not None:
             h = h + self.code_proj(self.code_vectors[codes])
         h = rearrange(h, "b l d -> b d l")
         for block in self.context:
-            h = block(h)
+            h = block(h, stream=stream)
         h = repeat(h, "b d l -> b d l r", r=self.upsample) + rearrange(self.position, "r d -> 1 d 1 r")
         h = rearrange(h, "b d l r -> b d (l r)")
         for block in self.smooth:
-            h = block(h)
+            h = block(h, stream=stream)
         return rearrange(h, "b d f -> b f d")
 
     def prior_mel(self, mu: Tensor) -> Tensor | None:
@@ -182,9 +190,14 @@ class FlowVocoder(Decoder):
         """``wav[B,T]`` -> flow-space mel ``[B, T // 160, M]``."""
         return (self.mel(wav) - MEL_MEAN) / MEL_SCALE
 
-    def make_prompt(self, wav: Tensor, codes: Tensor | None = None) -> VoicePrompt:
-        """Reference clip ``wav[T]`` (16 kHz) [+ its ``codes[L]``] -> VoicePrompt. With codes the
-        prompt is also an in-context prefix; without, only its speaker embedding is used."""
+    def make_prompt(self, wav: Tensor, codes: Tensor | None = None,
+                    max_seconds: float = VOICE_PROMPT_SECONDS) -> VoicePrompt:
+        """Reference clip ``wav[T]`` (16 kHz) [+ its ``codes[L]``] -> VoicePrompt with
+        ``mel[F,M]``, ``codes[F/upsample]`` and ``speaker[D]``. With codes the prompt is also an
+        in-context prefix; without, only its speaker embedding is used. Only the first
+        ``max_seconds`` (:data:`toolkit.contracts.VOICE_PROMPT_SECONDS`) of the clip and the codes
+        of those are used, so the prompt's cost does not grow with the clip."""
+        wav = voice_prompt_clip(wav.reshape(-1), self.sample_rate, max_seconds)
         mel = self.log_mel(wav.reshape(1, -1).float())[0]
         if codes is not None:
             frames = min(len(codes) * self.upsample, mel.shape[0]) // self.upsample
@@ -196,13 +209,22 @@ class FlowVocoder(Decoder):
     # -- inference ---------------------------------------------------------------------
     @torch.no_grad()
     def generate_mel(self, codes: Tensor, prompt: VoicePrompt | None = None,
-                     start_frame: int = 0) -> Tensor:
-        """``codes[B,L]`` -> flow-space mel ``[B, L*upsample, M]`` (Euler + CFG)."""
+                     start_frame: int = 0, stream: ConvStream | None = None,
+                     commit: int = 0) -> Tensor:
+        """``codes[B,L]`` -> flow-space mel ``[B, L*upsample, M]`` (Euler + CFG).
+
+        With ``stream`` (see :class:`~.nets.ConvStream`), ``codes`` are the next tokens of a
+        stream starting at mel frame ``start_frame``, of which the first ``commit`` are final
+        (the rest are lookahead, given again with the next window); the prompt prefixes the
+        first window only, as it prefixes the whole utterance offline."""
         b = codes.shape[0]
         n_prompt = 0
-        if prompt is not None and prompt.codes is not None and len(prompt.codes):
+        first = stream is None or not stream.left
+        if first and prompt is not None and prompt.codes is not None and len(prompt.codes):
             codes = torch.cat([repeat(prompt.codes.to(codes), "l -> b l", b=b), codes], 1)
             n_prompt = prompt.mel.shape[0]
+        if stream is not None:
+            stream.window, stream.commit = codes.shape[1], commit + n_prompt // self.upsample
         frames = codes.shape[1] * self.upsample
         known = torch.zeros(b, frames, dtype=torch.bool, device=codes.device)
         known[:, :n_prompt] = True
@@ -210,7 +232,7 @@ class FlowVocoder(Decoder):
         if n_prompt:
             given[:, :n_prompt] = prompt.mel.to(given)
         speaker = self.speaker_embedding(prompt, b, codes.device)
-        mu = self.token_features(codes)
+        mu = self.token_features(codes, _tagged(stream, "mu"))
         noise = torch.cat([self.noise(-n_prompt % len(self.noise_table), n_prompt, b),
                            self.noise(start_frame, frames - n_prompt, b)], 1)
         start, scale = 0.0, 1.0  # without a prior: the plain flow from noise
@@ -220,16 +242,17 @@ class FlowVocoder(Decoder):
         x = self.flow_start(self.prior_mel(mu), scale * noise)
         w, steps = self.params.cfg_scale, self.params.steps
         if w > 0:
-            mu_null = self.token_features(torch.full_like(codes, self.params.codebook_size))
+            mu_null = self.token_features(torch.full_like(codes, self.params.codebook_size),
+                                          _tagged(stream, "mu_null"))
         for i in range(steps):
             t = torch.full((b,), start + (1 - start) * i / steps, device=x.device)
             if w > 0:
                 v_c, v_u = self.estimator(torch.cat([x, x]), torch.cat([t, t]), torch.cat([mu, mu_null]),
                                           torch.cat([given, given]), torch.cat([known, known]),
-                                          torch.cat([speaker, speaker])).chunk(2)
+                                          torch.cat([speaker, speaker]), _tagged(stream, i)).chunk(2)
                 v = (1 + w) * v_c - w * v_u
             else:
-                v = self.estimator(x, t, mu, given, known, speaker)
+                v = self.estimator(x, t, mu, given, known, speaker, _tagged(stream, i))
             x = x + v * (1 - start) / steps
         return x[:, n_prompt:]
 
@@ -322,6 +345,13 @@ class FlowVocoder(Decoder):
         stft = multi_resolution_stft_loss(pred, wav_seg)
         mel_l1 = (self.log_mel(pred) - self.log_mel(wav_seg)).abs().mean()
         return {"vocoder": stft + self.params.mel_loss_weight * mel_l1, "stft": stft, "voc_mel_l1": mel_l1}
+
+
+def _tagged(stream: ConvStream | None, tag: object) -> ConvStream | None:
+    """``stream`` set to tell apart the convolution calls of ``tag`` (None stays None)."""
+    if stream is not None:
+        stream.tag = tag
+    return stream
 
 
 def _masked_mean(values: Tensor, weight: Tensor) -> Tensor:

@@ -25,13 +25,45 @@ class ConvNeXtBlock(nn.Module):
         self.pw1, self.pw2 = nn.Linear(dim, 3 * dim), nn.Linear(3 * dim, dim)
         self.gamma = nn.Parameter(torch.full((dim,), 0.1))
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        h = self.norm(rearrange(self.dwconv(x), "b d f -> b f d"))
+    def forward(self, x: Tensor, cond: Tensor | None = None, stream: "ConvStream | None" = None) -> Tensor:
+        """``x[B,D,F]`` -> ``[B,D,F]``; with ``stream``, ``x`` is a window of a longer sequence
+        whose left context the stream holds (see :class:`ConvStream`)."""
+        h = self.dwconv(x) if stream is None else stream(self.dwconv, x)
+        h = self.norm(rearrange(h, "b d f -> b f d"))
         if self.film is not None:
             scale, shift = rearrange(self.film(cond), "b (two d) -> two b 1 d", two=2)
             h = h * (1 + scale) + shift
         h = self.gamma * self.pw2(F.gelu(self.pw1(h)))
         return x + rearrange(h, "b f d -> b d f")
+
+
+class ConvStream:
+    """Runs the depthwise convolutions of ConvNeXt blocks over a sequence that arrives in
+    windows, keeping each convolution's left context, so that context is not computed again.
+
+    A window is ``window`` positions (tokens; frame-rate tensors are ``upsample`` times longer)
+    of which the first ``commit`` are final: the inputs of those become the left context of the
+    next window; the rest (lookahead) are computed again with the next window. Past the window's
+    right end the input is taken as zeros, as a whole-sequence convolution does past the end;
+    so one window over a whole sequence gives exactly the whole-sequence result. ``tag`` tells
+    apart the calls of one module within a window (the Euler steps of the flow)."""
+
+    def __init__(self) -> None:
+        self.left: dict[tuple, Tensor] = {}
+        self.window, self.commit, self.tag = 1, 0, None
+
+    def __call__(self, conv: nn.Conv1d, x: Tensor) -> Tensor:
+        pad = conv.padding[0]
+        key = (id(conv), self.tag)
+        left = self.left.get(key)
+        if left is None or left.shape[0] != x.shape[0]:
+            left = x.new_zeros(x.shape[0], x.shape[1], pad)
+        h = F.conv1d(torch.cat([left, x, x.new_zeros(x.shape[0], x.shape[1], pad)], -1), conv.weight,
+                     conv.bias, dilation=conv.dilation, groups=conv.groups)
+        final = self.commit * (x.shape[-1] // self.window)  # tokens, or frames at the mel rate
+        if pad:
+            self.left[key] = torch.cat([left, x[..., :final]], -1)[..., -pad:]
+        return h
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
@@ -77,12 +109,12 @@ class FlowEstimator(nn.Module):
         self.out = nn.Linear(dim, n_mels)
 
     def forward(self, x: Tensor, t: Tensor, mu: Tensor, prompt: Tensor, known: Tensor,
-                speaker: Tensor) -> Tensor:
+                speaker: Tensor, stream: ConvStream | None = None) -> Tensor:
         h = self.inp(torch.cat([x, mu, prompt, known.float()[..., None]], -1))
         cond = self.time(timestep_embedding(t, self.dim)) + speaker
         h = rearrange(h, "b f d -> b d f")
         for block in self.blocks:
-            h = block(h, cond)
+            h = block(h, cond, stream)
         return self.out(rearrange(h, "b d f -> b f d"))
 
 

@@ -1,9 +1,19 @@
 """Chunked synthesis for :class:`~.decoder.FlowVocoder`: ``push(codes) -> wav``, ``flush()``.
 
-Mel is generated ``chunk_tokens`` at a time over a window with ``context_tokens`` of left
-context and ``lookahead_tokens`` of right context (the noise of each frame is the same as in
-whole-utterance decoding); the vocoder then runs over the new mel with its receptive field of
-context on both sides, holding back the frames whose right context has not arrived yet.
+Mel is generated over windows of new tokens plus ``lookahead_tokens`` of right context (the
+noise of each frame is the same as in whole-utterance decoding). Left context is not recomputed:
+a :class:`~.nets.ConvStream` keeps, for every convolution of the token features and of each
+Euler step of the flow, the inputs of the frames already made final, so each frame is computed
+once (plus the lookahead, computed again with the next window) and the voice prompt's prefix is
+decoded once, at the start, as offline. The vocoder then runs over the new mel with its receptive
+field of context on both sides, holding back the frames whose right context has not arrived yet.
+
+The new tokens of one window are every whole ``chunk_tokens`` chunk that is waiting (with its
+lookahead): pushed in pieces of 50 codes (as ``resynth`` does) a window holds 48 of them; pushed
+one chunk at a time (as ``chat`` does while it generates), one chunk. With the lookahead
+covering the utterance, the output equals the whole-utterance decode. Only the codes and mel
+frames still needed are kept, so memory does not grow with the stream. (``context_tokens`` is
+no longer read: the kept convolution inputs are the whole left context.)
 """
 
 from __future__ import annotations
@@ -13,53 +23,73 @@ from torch import Tensor
 
 from toolkit.contracts import StreamingDecoder, VoicePrompt
 
+from .nets import ConvStream
+
 
 class ChunkedDecoder(StreamingDecoder):
+    """One stream of a :class:`~.decoder.FlowVocoder`: ``push(codes[L]) -> wav[T]``."""
+
     def __init__(self, decoder, prompt: VoicePrompt | None = None) -> None:
         self.dec, self.prompt = decoder, prompt
         p = decoder.params
-        self.chunk, self.context, self.lookahead = p.chunk_tokens, p.context_tokens, p.lookahead_tokens
+        self.chunk, self.lookahead = p.chunk_tokens, p.lookahead_tokens
+        self.n_mels = p.n_mels
+        self._reset()
+
+    def _reset(self) -> None:
+        self.conv = ConvStream()
         self.codes = torch.zeros(0, dtype=torch.long)
-        self.mel = torch.zeros(1, 0, p.n_mels)
+        self.codes_start = 0  # stream index of self.codes[0]: older codes are dropped
+        self.mel = torch.zeros(1, 0, self.n_mels)
+        self.mel_start = 0  # stream frame index of self.mel[:, 0]: older frames are dropped
         self.tokens_done = 0
         self.frames_emitted = 0
 
+    @property
+    def codes_seen(self) -> int:
+        return self.codes_start + len(self.codes)
+
     def _synth(self, end: int, lookahead: int) -> None:
         """Generate mel for tokens ``tokens_done .. end`` using ``lookahead`` tokens beyond."""
-        start = max(0, self.tokens_done - self.context)
-        stop = min(len(self.codes), end + lookahead)
-        up = self.dec.upsample
-        mel = self.dec.generate_mel(self.codes[None, start:stop], self.prompt, start * up)
-        keep = mel[:, (self.tokens_done - start) * up: (end - start) * up]
-        self.mel = torch.cat([self.mel, keep], 1)
+        start, stop = self.tokens_done, min(self.codes_seen, end + lookahead)
+        window = self.codes[None, start - self.codes_start: stop - self.codes_start]
+        mel = self.dec.generate_mel(window, self.prompt, start * self.dec.upsample, self.conv,
+                                    commit=end - start)
+        keep = mel[:, : (end - start) * self.dec.upsample]
+        self.mel = torch.cat([self.mel.to(keep), keep], 1)
         self.tokens_done = end
+        self.codes, self.codes_start = self.codes[end - self.codes_start:], end
 
     def _vocode(self, final: bool) -> Tensor:
         reach = self.dec.vocoder.receptive_frames
-        until = self.mel.shape[1] if final else self.mel.shape[1] - reach
+        total = self.mel_start + self.mel.shape[1]
+        until = total if final else total - reach
         if until <= self.frames_emitted:
             return torch.zeros(0)
         left = max(0, self.frames_emitted - reach)
-        wav = self.dec.vocode(self.mel[:, left:])[0]
+        wav = self.dec.vocode(self.mel[:, left - self.mel_start:])[0]
         hop = 160
         out = wav[(self.frames_emitted - left) * hop: (until - left) * hop]
         self.frames_emitted = until
+        keep_from = max(0, until - reach)  # the next call reads from frames_emitted - reach
+        if keep_from > self.mel_start:
+            self.mel, self.mel_start = self.mel[:, keep_from - self.mel_start:], keep_from
         return out
 
     @torch.no_grad()
     def push(self, codes: Tensor) -> Tensor:
         """``codes[L_chunk]`` -> the waveform that is now final ``wav[T_chunk]`` (may be empty)."""
         self.codes = torch.cat([self.codes, codes.reshape(-1).long().cpu()])
-        while len(self.codes) - self.tokens_done >= self.chunk + self.lookahead:
-            self._synth(self.tokens_done + self.chunk, self.lookahead)
+        chunks = (self.codes_seen - self.tokens_done - self.lookahead) // self.chunk
+        if chunks > 0:
+            self._synth(self.tokens_done + chunks * self.chunk, self.lookahead)
         return self._vocode(final=False)
 
     @torch.no_grad()
     def flush(self) -> Tensor:
-        """End of the codes: synthesise and return everything left."""
-        while self.tokens_done < len(self.codes):
-            self._synth(min(len(self.codes), self.tokens_done + self.chunk), self.lookahead)
+        """End of the codes: synthesise and return everything left, then start a new stream."""
+        if self.tokens_done < self.codes_seen:
+            self._synth(self.codes_seen, 0)
         out = self._vocode(final=True)
-        self.codes, self.mel = self.codes[:0], self.mel[:, :0]
-        self.tokens_done = self.frames_emitted = 0
+        self._reset()
         return out

@@ -69,6 +69,10 @@ class WhisperVQParams:
     """espeak-ng voice (language) that phonemises transcripts for ``ctc_labels: phonemes``."""
     window_seconds: float = 30.0
     """Longer audio is encoded in independent windows of this length (<= 30 s)."""
+    checkpoint: str = ""
+    """A pretrained ``WhisperVQEncoder`` folder (MOSS-Speech-Codec, glm-4-voice-tokenizer;
+    see :mod:`.vq_encoder` for the semantics): codes come from it, there is nothing to train
+    and the fields above are ignored."""
 
 
 class WhisperVQTokenizer(SpeechTokenizer):
@@ -81,6 +85,10 @@ class WhisperVQTokenizer(SpeechTokenizer):
     def __init__(self, params: WhisperVQParams) -> None:
         super().__init__()
         self.params = p = params
+        self.pretrained = None
+        if p.checkpoint:
+            self._init_pretrained(p.checkpoint)
+            return
         path = p.weights or default_model_dir()
         state, config = load_whisper_weights(path)
         if not 1 <= p.encoder_layers <= config["encoder_layers"]:
@@ -116,6 +124,20 @@ class WhisperVQTokenizer(SpeechTokenizer):
         self.window_tokens = max(p.block_tokens, int(min(p.window_seconds, 30.0) * self.frame_rate)
                                  // p.block_tokens * p.block_tokens)
 
+    def _init_pretrained(self, folder: str) -> None:
+        from .vq_encoder import HOP, load_vq_encoder
+
+        self.pretrained = load_vq_encoder(folder)
+        c = self.pretrained.c
+        self.frame_rate = self.sample_rate / (2 * c.pool * HOP)
+        self.codebook_size = c.codebook_size
+        self.samples_per_token = 2 * c.pool * HOP
+
+    @property
+    def trainable(self) -> bool:
+        """False for a pretrained encoder folder: the ``tokenizer`` stage passes it through."""
+        return self.pretrained is None
+
     # -- inference ---------------------------------------------------------------------
     def code_lengths(self, lengths: Tensor) -> Tensor:
         return torch.div(lengths + self.samples_per_token - 1, self.samples_per_token,
@@ -124,6 +146,8 @@ class WhisperVQTokenizer(SpeechTokenizer):
     @torch.no_grad()
     def code_vectors(self) -> Tensor:
         """The codebook in feature space ``[codebook_size, D]`` (what each code stands for)."""
+        if self.pretrained is not None:
+            return self.pretrained.codebook.weight.detach().clone()
         return self.proj_out(self.vq.codebook.reshape(self.codebook_size, -1))
 
     @torch.no_grad()
@@ -145,6 +169,10 @@ class WhisperVQTokenizer(SpeechTokenizer):
     def encode(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``wav[B,T]`` 16 kHz, ``lengths[B]`` -> ``codes[B,L]``, ``code_lengths[B]``;
         ``L = ceil(T / samples_per_token)``. The same block steps as :meth:`stream_encoder`."""
+        if self.pretrained is not None:
+            from .vq_encoder import encode_batch
+
+            return encode_batch(self.pretrained, wav.float(), lengths)
         wav = wav.float()
         if lengths is None:
             lengths = torch.full((wav.shape[0],), wav.shape[1], device=wav.device)
@@ -156,6 +184,8 @@ class WhisperVQTokenizer(SpeechTokenizer):
 
     def stream_encoder(self) -> StreamingEncoder:
         """Push ``wav[T_chunk]`` of any size, get the codes of completed blocks."""
+        if self.pretrained is not None:
+            raise ToolkitError("whisper_vq: a pretrained WhisperVQEncoder folder has no streaming encoder here")
         return SingleStream(_BlockStream(self, 1, next(self.parameters()).device))
 
     # -- training ----------------------------------------------------------------------
@@ -216,6 +246,8 @@ class WhisperVQTokenizer(SpeechTokenizer):
         return self.pooled(self.teacher(), mel, lengths, n_tokens)
 
     def training_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        if self.pretrained is not None:
+            raise ToolkitError("whisper_vq: a pretrained WhisperVQEncoder folder has nothing to train")
         mel, n_tokens = self.token_mel(batch["wav"])
         tokens = self.pooled(self.encoder, mel, batch["lengths"], n_tokens)
         valid = self.valid_tokens(batch["lengths"], n_tokens)

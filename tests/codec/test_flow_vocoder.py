@@ -56,6 +56,53 @@ def test_streaming_with_lookahead_is_close_to_offline():
     assert snr_db(offline, got) >= 10.0
 
 
+def test_streaming_in_pieces_of_several_chunks_stays_close_and_restarts_clean():
+    """Pushed 50 codes at a time, a window holds every whole chunk that waits: as close to
+    whole-utterance decoding as chunk-at-a-time, and after flush() the same object decodes a
+    new stream exactly as a fresh one (no convolution context carried over)."""
+    dec = small().eval()
+    codes = torch.randint(0, 32, (130,))
+    offline = dec.decode(codes[None])[0]
+    one_chunk, pieces = stream(dec, codes, step=8), stream(dec, codes, step=50)
+    assert pieces.shape == offline.shape == one_chunk.shape
+    assert snr_db(offline, pieces) >= max(10.0, snr_db(offline, one_chunk) - 1.0)
+    s = dec.stream_decoder(None)
+    first = [s.push(codes[:60]), s.push(codes[60:]), s.flush()]
+    again = [s.push(codes[:60]), s.push(codes[60:]), s.flush()]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_streaming_with_an_in_context_prompt_matches_offline():
+    """The prompt's prefix enters the first window only, as it prefixes the utterance offline:
+    with the lookahead covering the utterance streaming equals offline (1e-4), and with the
+    default chunking it stays close (>= 10 dB)."""
+    prompt_dec = small().eval()
+    prompt = prompt_dec.make_prompt(0.1 * torch.randn(16000), torch.randint(0, 32, (12,)))
+    codes = torch.randint(0, 32, (40,))
+    whole = small(chunk_tokens=4, lookahead_tokens=64).eval()
+    offline = whole.decode(codes[None], prompt)[0]
+    got = stream(whole, codes, prompt)
+    assert (got - offline).abs().max() < 1e-4 * offline.abs().max().clamp(min=1)
+    offline = prompt_dec.decode(codes[None], prompt)[0]
+    got = stream(prompt_dec, codes, prompt, step=5)
+    assert got.shape == offline.shape and snr_db(offline, got) >= 10.0
+
+
+def test_voice_prompt_reads_only_the_first_seconds_of_a_long_clip():
+    """make_prompt of a 20 s clip = make_prompt of its first VOICE_PROMPT_SECONDS: the prompt
+    costs the same however long the clip is."""
+    from toolkit.contracts import VOICE_PROMPT_SECONDS
+
+    dec = small().eval()
+    wav, codes = 0.1 * torch.randn(20 * 16000), torch.randint(0, 32, (250,))
+    prompt = dec.make_prompt(wav, codes)
+    head = dec.make_prompt(wav[: int(VOICE_PROMPT_SECONDS * 16000)], codes)
+    assert prompt.mel.shape[0] <= VOICE_PROMPT_SECONDS * 100
+    assert len(prompt.codes) * dec.upsample == prompt.mel.shape[0]
+    assert torch.equal(prompt.mel, head.mel) and torch.equal(prompt.speaker, head.speaker)
+    assert dec.make_prompt(wav).mel.shape[0] <= VOICE_PROMPT_SECONDS * 100  # speaker-only prompt too
+
+
 def test_training_reduces_losses(sentence):
     random.seed(0)  # prompt masks and vocoder crops use `random`, flow times use torch:
     dec = small().train()  # seed both so earlier tests cannot change the outcome

@@ -43,11 +43,15 @@ class SpecialTokens:
     """Number of speech codes ``n`` (``eosp == n``)."""
     appended_text_rows: tuple[int, ...] = ()
     """Text ids added to the trunk's vocabulary (empty when reserved tokens were claimed)."""
+    speech_rows: int = 0
+    """Rows of the speech tables when a checkpoint fixes them (MOSS-Speech: 16512, with
+    ``speech_pad`` = 512 inside the code range); 0 means ``speech_vocab_size + 2``."""
 
     @property
     def speech_table_size(self) -> int:
-        """Rows of the speech embedding and the speech head: codes, ``eosp``, ``speech_pad``."""
-        return self.speech_vocab_size + 2
+        """Rows of the speech embedding and the speech head: codes, ``eosp``, ``speech_pad``
+        (or :attr:`speech_rows` when set)."""
+        return self.speech_rows or self.speech_vocab_size + 2
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -23,6 +23,7 @@ from torch import nn
 
 from toolkit.errors import ToolkitError
 from toolkit.io import load_tensors, read_json, save_tensors, write_json
+from toolkit.load_checks import cast_like, check_tensors
 from toolkit.speech_lm.layout import SpecialTokens
 
 MODEL_FILE = "model.safetensors"
@@ -60,7 +61,9 @@ def save_split_model(model: nn.Module, folder: str | Path, *, stage: str, conten
 
 def load_into(model: nn.Module, folder: str | Path) -> dict[str, Any]:
     """Load a saved stage model into a freshly split ``model`` (same trunk and splitter
-    params); returns the JSON state. Mismatches are one-line errors."""
+    params); returns the JSON state. Every tensor is checked against the model (names,
+    shapes, dtypes; all of the saved ``contents`` present) before any is loaded: a mismatch is
+    one line naming the file, the tensor, the expected and the found."""
     folder = Path(folder)
     info = read_json(folder / STATE_FILE)
     if info.get("format") != FORMAT:
@@ -69,21 +72,25 @@ def load_into(model: nn.Module, folder: str | Path) -> dict[str, Any]:
     if saved != model.tokens:
         raise ToolkitError(f"{folder}: saved special tokens {saved} differ from this model's "
                            f"{model.tokens} (different trunk or speech vocabulary?)")
-    tensors = load_tensors(folder / MODEL_FILE)
+    path = folder / MODEL_FILE
+    tensors = load_tensors(path)
     appended = {k: tensors.pop(k) for k in list(tensors) if k.startswith("appended.")}
     state = model.state_dict()
-    for name, t in tensors.items():
-        if name not in state:
-            raise ToolkitError(f"{folder / MODEL_FILE}: unexpected tensor '{name}'")
-        if state[name].shape != t.shape:
-            raise ToolkitError(f"{folder / MODEL_FILE}: tensor '{name}' has shape {list(t.shape)},"
-                               f" this model expects {list(state[name].shape)}")
-    if info["contents"] == "full":
-        missing = set(state) - set(tensors) - ({TIED} if _tied(model) else set())
-        if missing:
-            raise ToolkitError(f"{folder / MODEL_FILE}: missing tensor '{sorted(missing)[0]}'")
-    model.load_state_dict(tensors, strict=False)
+    if info.get("contents") == "full":
+        required = set(state) - ({TIED} if _tied(model) else set())
+    elif info.get("contents") == "speech_side":
+        required = {n for n, _ in model.parameter_groups()["speech"]} & set(state)
+    else:
+        raise ToolkitError(f"{folder / STATE_FILE}: 'contents' must be full or speech_side, "
+                           f"not {info.get('contents')!r}")
+    check_tensors(path, tensors, state, required, what="this model")
     rows = list(model.tokens.appended_text_rows)
+    if appended:
+        expected = {"appended.embed_tokens": model.embed_tokens.weight.detach()[rows],
+                    "appended.text_head": model.branches["text"].head.weight.detach()[rows]}
+        check_tensors(path, appended, expected, set(), what="this model's appended text rows")
+    tensors = cast_like(tensors, state)
+    model.load_state_dict(tensors, strict=False)
     with torch.no_grad():
         if "appended.embed_tokens" in appended:
             model.embed_tokens.weight[rows] = appended["appended.embed_tokens"].to(model.embed_tokens.weight)

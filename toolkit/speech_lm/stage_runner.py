@@ -6,6 +6,7 @@ Each stage folder ends with ``model.safetensors`` + ``model.json`` (see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -67,14 +68,20 @@ def check_speech_vocab(splitter_node: Any, codebook_size: int) -> None:
 
 def build_split_model(ctx, codebook_size: int, init_from: str | None) -> nn.Module:
     """Trunk -> split model (speech vocabulary from the tokenizer), then the weights of an
-    earlier LM stage's output when ``init_from`` names one."""
+    earlier LM stage's output when ``init_from`` names one, or of a MOSS-Speech folder when it
+    is the path of one."""
     check_speech_vocab(ctx.recipe.get("splitter"), codebook_size)
     trunk = ctx.build("trunk")
     model = ctx.build("splitter", trunk=trunk, speech_vocab_size=int(codebook_size))
     if model.text_tokenizer is None:
         raise ToolkitError("the trunk has no text tokenizer; LM stages need one to frame text")
     if init_from:
-        load_into(model, ctx.output(init_from))
+        from toolkit.formats.moss_speech import is_moss_folder, load_published_into
+
+        if is_moss_folder(init_from):  # a MOSS-Speech checkpoint folder (e.g. an earlier fine-tune)
+            load_published_into(model, init_from)
+        else:
+            load_into(model, ctx.output(init_from))
     return model
 
 
@@ -88,8 +95,10 @@ def speech_codes(ctx, tok: nn.Module, utterances: list[dict], batch_size: int):
 
 
 def train_and_save(ctx, model: nn.Module, examples: list[dict], params: LMStageParams,
-                   trainable: tuple[str, ...], contents: str, text_lr: float | None = None) -> None:
-    """Fit ``model``'s ``trainable`` sides on ``examples`` and write the stage's model files."""
+                   trainable: tuple[str, ...], contents: str, text_lr: float | None = None,
+                   before_save: Callable[[nn.Module], Any] | None = None) -> None:
+    """Fit ``model``'s ``trainable`` sides on ``examples`` and write the stage's model files
+    (``before_save(model)`` first, e.g. to merge LoRA adapters into the weights)."""
     from toolkit.io import write_json
     from toolkit.training import fit
 
@@ -105,6 +114,8 @@ def train_and_save(ctx, model: nn.Module, examples: list[dict], params: LMStageP
     module = SplitLMModule(model, optim, trainable, distill_weight=params.distill)
     trainer = fit(module, loader, ctx.work_dir, lm_trainer_kwargs(ctx.recipe.get("trainer")),
                   max_steps=params.max_steps, ckpt_every=params.ckpt_every)
+    if before_save is not None:
+        before_save(model)
     if trainer.is_global_zero:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         save_split_model(model, ctx.work_dir, stage=ctx.name, contents=contents,

@@ -17,7 +17,7 @@ import torch
 
 from toolkit.errors import ToolkitError
 from toolkit.stages import StageContext, stage
-from toolkit.stages.tokenizer import audio_data, load_component, save_component
+from toolkit.stages.tokenizer import audio_data, load_component, needs_training, save_component
 from toolkit.stages.tokenizer import load_trained as load_trained_tokenizer
 
 
@@ -86,6 +86,10 @@ def run_decoder(ctx: StageContext) -> None:
     if decoder.sample_rate != tokenizer.sample_rate:
         raise ToolkitError(f"recipe error at decoder: sample rate {decoder.sample_rate} differs "
                            f"from the tokenizer's {tokenizer.sample_rate}")
+    if not needs_training(decoder):  # pretrained or rule-based: saved as built, no training
+        name, _ = node_parts(ctx.recipe["decoder"], "decoder")
+        save_component(ctx.work_dir, "decoder", name, decoder.params, decoder.eval(), {"trained": False})
+        return
     if hasattr(decoder, "init_code_vectors") and hasattr(tokenizer, "code_vectors"):
         decoder.init_code_vectors(tokenizer.code_vectors())  # a resumed run loads over this
     data = audio_data(ctx, decoder.sample_rate, p.batch_seconds, p.max_seconds, p.num_workers)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from toolkit.errors import ToolkitError
-from toolkit.io import load_tensors, read_json, save_tensors, write_json
+from toolkit.io import read_json, save_tensors, write_json
 from toolkit.stages import StageContext, stage
 
 
@@ -69,6 +69,12 @@ def trained_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in module.state_dict().items() if k not in frozen}
 
 
+def needs_training(module: nn.Module) -> bool:
+    """False for a component with nothing to train: ``trainable`` False (a pretrained folder)
+    or no trainable parameter (rule-based). Its stage saves it as built (pass-through)."""
+    return bool(getattr(module, "trainable", True)) and any(p.requires_grad for p in module.parameters())
+
+
 def save_component(folder: Path, stem: str, kind_name: str, params: Any, module: nn.Module,
                    metrics: dict[str, Any]) -> None:
     from toolkit.params import to_dict
@@ -79,25 +85,11 @@ def save_component(folder: Path, stem: str, kind_name: str, params: Any, module:
 
 
 def load_component(folder: str | Path, stem: str, kind: str) -> Any:
-    """Build plugin ``kind`` from ``folder/{stem}.json`` and load ``{stem}.safetensors``."""
-    import toolkit
+    """Build plugin ``kind`` from ``folder/{stem}.json`` and load ``{stem}.safetensors``, with
+    every check of :func:`toolkit.loading.load_component` (the one loader of saved things)."""
+    from toolkit.loading import load_component as load
 
-    folder = Path(folder)
-    if (folder / stem / f"{stem}.json").is_file():
-        folder = folder / stem
-    info = read_json(folder / f"{stem}.json")
-    module = toolkit.build(kind, info["plugin"], **info["params"])
-    state = load_tensors(folder / f"{stem}.safetensors")
-    unexpected = set(state) - set(module.state_dict())
-    if unexpected:
-        raise ToolkitError(f"{folder}/{stem}.safetensors: weights {sorted(unexpected)[:3]} do not "
-                           f"fit plugin {info['plugin']}")
-    untrained = set(trained_state(module)) - set(state)
-    if untrained:  # the plugin grew trainable parts since: they would stay random
-        raise ToolkitError(f"{folder}/{stem}.safetensors lacks trained weights {sorted(untrained)[:3]} "
-                           f"of plugin {info['plugin']} (saved by an older version?): retrain this stage")
-    module.load_state_dict(state, strict=False)
-    return module.eval()
+    return load(folder, stem, kind)
 
 
 def load_trained(path: str | Path) -> Any:
@@ -123,7 +115,10 @@ def code_statistics(tokenizer: Any, loader: Any, max_batches: int = 20) -> dict[
 
 @stage("tokenizer", params=TokenizerStageParams, needs=("corpus",))
 def run_tokenizer(ctx: StageContext) -> None:
-    """Train the recipe's ``tokenizer`` plugin and save it."""
+    """Train the recipe's tokenizer plugin and save it; a pretrained or rule-based one is saved
+    as built.
+
+    A component with nothing to train is recognised by :func:`needs_training`."""
     from rich.console import Console
 
     from toolkit.registry import node_parts
@@ -133,6 +128,10 @@ def run_tokenizer(ctx: StageContext) -> None:
     p: TokenizerStageParams = ctx.params
     torch.manual_seed(ctx.seed)
     tokenizer = ctx.build("tokenizer")
+    if not needs_training(tokenizer):  # pretrained or rule-based: saved as built, no training
+        name, _ = node_parts(ctx.recipe["tokenizer"], "tokenizer")
+        save_component(ctx.work_dir, "tokenizer", name, tokenizer.params, tokenizer.eval(), {"trained": False})
+        return
     data = audio_data(ctx, tokenizer.sample_rate, p.batch_seconds, p.max_seconds, p.num_workers)
     if hasattr(tokenizer, "init_codebook"):  # a resumed run loads its trained codebook over this
         used = tokenizer.init_codebook(data.train_dataloader())

@@ -14,7 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=["s2s", "s2t", "t2s", "t2t"],
                         help="default: s2s for --audio, t2s for --text (t2t/s2t without --out)")
     parser.add_argument("--voice", help="reference clip whose voice the decoder imitates")
-    parser.add_argument("--stage", help="LM stage of a run folder (default: export, else latest)")
+    parser.add_argument("--stage", metavar="STAGE",
+                        help="of a run folder: export, sft, stage2, stage1, or latest (the newest "
+                             "that loads, said in one line). Default: the run's export if it has "
+                             "one, else its newest LM stage; a damaged one is an error, not skipped")
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--min-new-tokens", type=int, default=0,
                         help="speech codes before the answer may end")

@@ -10,7 +10,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", help="QA JSONL to use instead of RUN_DIR/corpus/qa.jsonl "
                                            "(rows: id, split, question, key, question_utt|question_audio)")
     parser.add_argument("--out", help="report folder (default: RUN_DIR/eval_report)")
-    parser.add_argument("--stage", help="LM stage to evaluate (default: export, else the latest)")
+    parser.add_argument("--stage", metavar="STAGE",
+                        help="of a run folder: export, sft, stage2, stage1, or latest (the newest "
+                             "that loads, said in one line). Default: the run's export if it has "
+                             "one, else its newest LM stage; a damaged one is an error, not skipped")
     parser.add_argument("--max-questions", type=int, help="questions per split")
     parser.add_argument("--baseline-run", help="sibling run trained without stage1")
     parser.add_argument("--no-cascade", action="store_true", help="skip the cascade baseline")
