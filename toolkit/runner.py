@@ -128,7 +128,7 @@ def run_recipe(recipe_path: str | Path, overrides: list[str] | None = None,
     write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
     names = [n for n in recipe.get("stages") or [] if not only or n in only]
     console.print(f"[bold]run[/bold] {recipe['name']} -> {run_dir}  stages: {', '.join(names)}")
-    console.print(describe_choices(recipe.get("trainer")))
+    console.print(describe_choices(recipe.get("trainer")), soft_wrap=True, markup=False)
     clock = make_clock(recipe, names, run_dir)
     summary = []
     upstream_ran = False  # a stage that ran makes the complete outputs after it stale

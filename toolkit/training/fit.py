@@ -82,7 +82,7 @@ class PaceReport(Callback):
                 line = clock.first_steps(self.stage, pace, trainer.max_steps - step)
                 progress = getattr(trainer.progress_bar_callback, "progress", None)
                 if progress is not None:  # above the live bar, which a plain print would break
-                    progress.console.print(line, markup=False)
+                    progress.console.print(line, markup=False, soft_wrap=True)
                 else:
                     trainer.print(line)
 

@@ -63,8 +63,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"estimate   no measured profile for recipe '{recipe['name']}'")
         return 0
     rows, total = estimate_rows(recipe, gflops)
-    print(f"estimate   {recipe['name']} in {used}: ~{format_duration(total)} "
-          f"(profile: {profile.get('machine', '?')}, scaled by matmul speed)")
+    scaled = "scaled by matmul speed" if profile.get("gflops") else "not scaled"
+    print(f"estimate   {recipe['name']} in {used}: ~{format_duration(total)} ({scaled}; "
+          f"profile measured on: {profile.get('machine', '?')})")
     for name, steps, est in rows:
         print(f"  {name:<10} {steps:>6} steps  {est:>10}")
     return 0

@@ -1,0 +1,51 @@
+"""Per-machine choices (``precision: auto``), the job clock's estimates and ``doctor``."""
+
+from pathlib import Path
+
+import pytest
+
+from toolkit import machine
+from toolkit.timing import JobClock, format_duration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("flags, cap, expected", [
+    ({"avx512f", "avx512_bf16"}, "", "bf16-mixed"),
+    ({"avx512f", "amx_bf16", "amx_tile"}, "", "bf16-mixed"),
+    ({"avx512f", "avx2"}, "", "32-true"),                       # emulated bf16: ~3x slower
+    ({"avx512f", "avx512_bf16"}, "AVX512_CORE", "32-true"),     # oneDNN kept off bf16
+    ({"avx512f", "avx512_bf16"}, "avx512_core_bf16", "bf16-mixed"),
+])
+def test_auto_precision_follows_native_bf16(monkeypatch: pytest.MonkeyPatch, flags, cap,
+                                            expected) -> None:
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    precision, why = machine.resolve_precision("auto", "cpu")
+    assert precision == expected and why
+    assert machine.resolve_precision("16-mixed", "cpu")[0] == "16-mixed"  # explicit is kept
+    assert machine.resolve_trainer({"precision": "auto", "devices": 1}) == {
+        "precision": expected, "devices": 1}
+
+
+def test_clock_scales_the_reference_and_calibrates_on_first_steps() -> None:
+    reference = {"gflops": 100.0, "stages": {"a": {"seconds": 100, "steps": 10},
+                                             "b": {"seconds": 50, "steps": 50},
+                                             "c": {"seconds": 20, "steps": None}}}
+    clock = JobClock({"a": 20, "b": 50, "c": None, "d": 5}, reference, gflops=200.0)
+    assert clock.scaled_reference("a") == pytest.approx(100.0)  # twice the steps, twice as fast
+    assert clock.remaining_after("a") == (pytest.approx(35.0), ["d"])
+    line = clock.first_steps("a", seconds_per_step=10.0, steps_left=10)  # 2x the scaled pace
+    assert clock.calibration == pytest.approx(2.0)
+    assert clock.scaled_reference("b") == pytest.approx(50.0)
+    assert "10.00 s/step" in line
+    assert f"whole job ~{format_duration(100 + 70)} left" in line and "no estimate for d" in line
+
+
+def test_doctor_prints_the_choice_and_an_estimate(capsys: pytest.CaptureFixture) -> None:
+    from toolkit.cli import main
+
+    assert main(["doctor", str(ROOT / "recipes/moss_full.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "GFLOP/s" in out and "auto       precision" in out
+    assert "estimate   moss_full" in out and "tokenizer" in out
