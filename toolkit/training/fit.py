@@ -54,6 +54,18 @@ class StepProgressBar(RichProgressBar):
     def _get_train_description(self, current_epoch: int) -> str:
         return self.label
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.train_progress_bar_id is None:  # one bar for the stage, not one per epoch
+            super().on_train_epoch_start(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not self.is_disabled and self.train_progress_bar_id is None:  # resumed mid-epoch
+            self._initialize_train_progress_bar_id()
+        done = trainer.fit_loop.epoch_loop.batch_progress.total.processed  # across epochs
+        self._update(self.train_progress_bar_id, done)
+        self._update_metrics(trainer, pl_module)
+
     @property
     def total_train_batches(self) -> int | float:
         trainer = self.trainer
