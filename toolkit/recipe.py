@@ -211,6 +211,12 @@ def stage_params(recipe: dict[str, Any], name: str) -> Any:
     return params
 
 
+def stage_steps(recipe: dict[str, Any], names: list[str]) -> dict[str, int | None]:
+    """Each stage's optimizer steps (``max_steps`` after overrides), None for stages that do
+    not train."""
+    return {n: getattr(stage_params(recipe, n), "max_steps", None) for n in names}
+
+
 def dump_recipe(recipe: dict[str, Any]) -> str:
     """The recipe as YAML text."""
     return OmegaConf.to_yaml(OmegaConf.create(recipe))

@@ -26,7 +26,7 @@ from typing import Any
 from toolkit import timing
 from toolkit.errors import ToolkitError
 from toolkit.io import read_json, write_json, write_text
-from toolkit.recipe import dump_recipe, load_recipe, stage_params, validate_recipe
+from toolkit.recipe import dump_recipe, load_recipe, stage_params, stage_steps, validate_recipe
 from toolkit.stages import StageContext, registered
 from toolkit.training.quiet import stage_log
 from toolkit.training.stopping import Stopped, stop_on_signals
@@ -79,7 +79,7 @@ def make_clock(recipe: dict[str, Any], names: list[str], run_dir: Path) -> timin
 
     from toolkit.machine import matmul_gflops, resolve_trainer
 
-    steps = {n: getattr(stage_params(recipe, n), "max_steps", None) for n in names}
+    steps = stage_steps(recipe, names)
     precision = resolve_trainer(recipe.get("trainer")).get("precision", "32-true")
     dtype = torch.bfloat16 if str(precision).startswith("bf16") else torch.float32
     return timing.JobClock(steps, timing.reference_profile(recipe["name"], run_dir),

@@ -17,11 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def estimate_rows(recipe: dict, gflops: float) -> tuple[list[tuple[str, str, str]], float]:
     """``[(stage, steps, estimate)]`` and the total seconds of the recipe's stages."""
-    from toolkit.recipe import stage_params
+    from toolkit.recipe import stage_steps
     from toolkit.timing import JobClock, format_duration, reference_profile
 
     names = list(recipe.get("stages") or [])
-    steps = {n: getattr(stage_params(recipe, n), "max_steps", None) for n in names}
+    steps = stage_steps(recipe, names)
     clock = JobClock(steps, reference_profile(recipe["name"]), gflops)
     rows, total = [], 0.0
     for name in names:
