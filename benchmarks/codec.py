@@ -23,31 +23,33 @@ from pathlib import Path
 import torch
 
 
-def held_out(run: Path, split: str, n: int) -> list[tuple[str, torch.Tensor]]:
+def held_out(run: Path, split: str, n: int, sample_rate: int) -> list[tuple[str, torch.Tensor]]:
+    """``(text, wav[T] at sample_rate)`` of the first ``n`` utterances of ``split``."""
     from toolkit.data.audio import load_audio
-    from toolkit.data.manifest import read_manifest
-    from toolkit.stages.tokenizer import corpus_manifest
+    from toolkit.data.manifest import corpus_manifest
+    from toolkit.io import read_jsonl
 
     corpus = run / "corpus"
-    rows = [r for r in read_manifest(corpus_manifest(corpus)) if r.get("split") == split][:n]
+    rows = [r for r in read_jsonl(corpus_manifest(corpus)) if r.get("split") == split][:n]
     if not rows:
         raise SystemExit(f"{corpus}: no '{split}' utterances")
-    return [(r["text"], load_audio(corpus / r["audio_filepath"], 16000)) for r in rows]
+    return [(r["text"], load_audio(corpus / r["audio_filepath"], sample_rate)) for r in rows]
 
 
 def first_chunk_latency(tokenizer, decoder, wav: torch.Tensor) -> tuple[float, float]:
     """Streaming both ends with input fed 20 ms at a time: (compute seconds until the first
     synthesized samples, seconds of input audio consumed by then = algorithmic latency)."""
+    rate = tokenizer.sample_rate  # of the input wav
     start = time.perf_counter()
     enc, dec = tokenizer.stream_encoder(), decoder.stream_decoder(None)
-    step = 320  # 20 ms of input at a time
+    step = rate // 50  # 20 ms of input at a time
     for i in range(0, len(wav), step):
         out = dec.push(enc.push(wav[i:i + step]))
         if out.numel():
-            return time.perf_counter() - start, (i + step) / 16000
+            return time.perf_counter() - start, (i + step) / rate
     dec.push(enc.flush())
     dec.flush()
-    return time.perf_counter() - start, len(wav) / 16000
+    return time.perf_counter() - start, len(wav) / rate
 
 
 def main() -> None:
@@ -61,20 +63,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     torch.set_num_threads(args.threads)
-    from toolkit.eval import Judge, wer
-    from toolkit.stages.decoder import load_trained as load_decoder
-    from toolkit.stages.tokenizer import load_trained as load_tokenizer
+    from toolkit.evaluation import Judge, wer
+    from toolkit.persist.components import load_trained
     from toolkit.io import write_json
 
     run = Path(args.run_dir)
-    tokenizer, decoder = load_tokenizer(run), load_decoder(run)
+    tokenizer, decoder = load_trained(run, "tokenizer"), load_trained(run, "decoder")
     for key, _, value in (item.partition("=") for item in args.decoder_set):
         if not value or not hasattr(decoder.params, key):
             raise SystemExit(f"--decoder-set {key}={value}: not KEY=NUMBER for a decoder parameter")
         setattr(decoder.params, key, type(getattr(decoder.params, key))(float(value)))
-    clips = held_out(run, args.split, args.n)
+    clips = held_out(run, args.split, args.n, tokenizer.sample_rate)
     judge = Judge()
-    seconds = sum(len(w) for _, w in clips) / 16000
+    seconds = sum(len(w) for _, w in clips) / tokenizer.sample_rate
     t_enc = t_dec = 0.0
     resynth, spelled, counts = [], [], torch.zeros(tokenizer.codebook_size)
     can_spell = getattr(getattr(tokenizer, "params", None), "ctc", 0) > 0
@@ -91,7 +92,7 @@ def main() -> None:
             t_dec += time.perf_counter() - t
         latency = first_chunk_latency(tokenizer, decoder, clips[0][1])
     refs = [text for text, _ in clips]
-    wer_orig = wer(refs, judge.transcribe([w for _, w in clips], 16000))
+    wer_orig = wer(refs, judge.transcribe([w for _, w in clips], tokenizer.sample_rate))
     wer_resynth = wer(refs, judge.transcribe(resynth, decoder.sample_rate))
     probs = counts / counts.sum()
     perplexity = math.exp(float(-(probs * probs.clamp(min=1e-10).log()).sum()))

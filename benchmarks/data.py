@@ -22,8 +22,8 @@ import torch
 import toolkit
 from toolkit.contracts import SpeechTokenizer
 from toolkit.data.datamodule import AudioDataModule
-from toolkit.data.manifest import read_manifest
 from toolkit.data.token_cache import build_token_cache
+from toolkit.io import read_jsonl
 
 PRESETS = {
     "tiny": {"num_facts": 120, "num_sentences": 100, "num_dialogues": 80, "turn_voices": 2},
@@ -65,7 +65,7 @@ def main() -> None:
     (root / "corpus.json").unlink(missing_ok=True)
     ds = toolkit.build("dataset", "spoken_qa", workers=args.workers, **PRESETS[args.preset])
     paths, build_s = timed(lambda: ds.prepare(root))
-    utts = read_manifest(paths["utterances"])
+    utts = read_jsonl(paths["utterances"])
     audio_s = sum(u["duration"] for u in utts)
     _, reuse_s = timed(lambda: (root / "corpus.json").unlink() or ds.prepare(root))
 

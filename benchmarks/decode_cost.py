@@ -81,10 +81,10 @@ def streaming_table(tokenizer, decoder, seconds: float) -> list[tuple[str, float
 def speech_clip(run: Path, seconds: float, rate: int) -> torch.Tensor:
     """About ``seconds`` of one speaker's corpus utterances, end to end."""
     from toolkit.data.audio import load_audio
-    from toolkit.data.manifest import read_manifest
-    from toolkit.stages.tokenizer import corpus_manifest
+    from toolkit.data.manifest import corpus_manifest
+    from toolkit.io import read_jsonl
 
-    rows = read_manifest(corpus_manifest(run / "corpus"))
+    rows = read_jsonl(corpus_manifest(run / "corpus"))
     speaker = max({r.get("speaker") for r in rows}, key=lambda s: sum(r.get("speaker") == s for r in rows))
     pieces, total = [], 0
     for row in (r for r in rows if r.get("speaker") == speaker):
@@ -151,11 +151,10 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     from toolkit.contracts import VOICE_PROMPT_SECONDS
-    from toolkit.stages.decoder import load_trained as load_decoder
-    from toolkit.stages.tokenizer import load_trained as load_tokenizer
+    from toolkit.persist.components import load_trained
 
     run = Path(args.run_dir)
-    tokenizer, decoder = load_tokenizer(run), load_decoder(run)
+    tokenizer, decoder = load_trained(run, "tokenizer"), load_trained(run, "decoder")
     rows = streaming_table(tokenizer, decoder, args.decode_seconds)
     print_table(f"streaming vs offline decode, {args.decode_seconds:g} s of codes, {args.threads} thread(s)",
                 ["", "seconds", "x offline"], [[r, f"{t:.2f}", f"{x:.2f}"] for r, t, x in rows])

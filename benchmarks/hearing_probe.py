@@ -22,7 +22,8 @@ from pathlib import Path
 
 def ensure_inputs(run: Path, recipe: Path) -> None:
     """Run the corpus and tokenizer stages of ``recipe`` into ``run`` unless complete."""
-    from toolkit.runner import is_complete, run_recipe
+    from toolkit.run_folder import is_complete
+    from toolkit.runner import run_recipe
 
     if not (is_complete(run / "corpus") and is_complete(run / "tokenizer")):
         run_recipe(recipe, [f"out={run}"], only=["corpus", "tokenizer"])
@@ -39,10 +40,11 @@ def link_inputs(run: Path, probe: Path) -> None:
 
 def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
     """Hearing of the probe's stage1 model on ``split``, with the judge's ceiling."""
-    from toolkit.eval import Judge
+    from toolkit.evaluation import Judge
     from toolkit.evaluation.ladder import (encode_utterances, judge_transcripts, ladder_utterances,
                                            score, transcribe)
-    from toolkit.loading import load_run_component, load_stage_model
+    from toolkit.persist.components import load_run_component
+    from toolkit.persist.split_model import load_stage_model
 
     corpus = run / "corpus"
     utts = ladder_utterances(corpus, split, n)

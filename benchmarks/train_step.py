@@ -48,7 +48,7 @@ def build(trunk_name: str, n_codes: int):
         trunk = toolkit.build("trunk", "llama", checkpoint="smollm2-135m-instruct")
         tok = trunk.text_tokenizer
     model = toolkit.build("splitter", "layer_split", trunk=trunk, split_at=-4,
-                          speech_vocab_size=n_codes)
+                          codebook_size=n_codes)
     return model, tok
 
 

@@ -11,6 +11,7 @@ normalisation is a fixed floor and scale (no per-utterance max), also for causal
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -85,11 +86,32 @@ class LogMel(nn.Module):
         return torch.div(lengths, self.config.hop, rounding_mode="floor")
 
 
-def resample(wav: Tensor, orig_rate: int, new_rate: int) -> Tensor:
-    """``wav[..., T]`` from ``orig_rate`` to ``new_rate`` (band-limited sinc)."""
+def resample(wav: Tensor, orig_rate: int, new_rate: int, cached_kernel: bool = False) -> Tensor:
+    """``wav[..., T]`` from ``orig_rate`` to ``new_rate`` (band-limited sinc).
+
+    By default torchaudio's ``functional.resample``: the kernel is built on every call, in
+    ``wav``'s dtype on its device (any device, autograd works). ``cached_kernel=True`` reuses one
+    ``transforms.Resample`` per pair of rates (CPU float32 input, no autograd), whose kernel is
+    built in float64 and stored as float32: much faster for many files, and not the same bits
+    (up to ~1e-5 apart). Audio files read by :func:`toolkit.data.audio.load_audio` and speech
+    synthesised by :mod:`toolkit.data.synth` always use the cached kernel, so their samples (and
+    the token caches and training data made from them) do not depend on this choice elsewhere.
+    """
     if orig_rate == new_rate:
         return wav
+    if cached_kernel:
+        with torch.no_grad():
+            return _resampler(int(orig_rate), int(new_rate))(wav)
     return AF.resample(wav, orig_rate, new_rate)
+
+
+@lru_cache(maxsize=16)
+def _resampler(orig_rate: int, new_rate: int) -> nn.Module:
+    """A cached ``torchaudio.transforms.Resample`` (the sinc kernel of ``functional.resample``,
+    computed in float64 once instead of in the input's dtype on every call)."""
+    import torchaudio.transforms as AT  # only needed here
+
+    return AT.Resample(orig_rate, new_rate)
 
 
 def prepare_waveform(wav: Tensor, rate: int, target_rate: int, where: str = "audio") -> Tensor:

@@ -1,7 +1,10 @@
-"""The contracts between the toolkit and its plugins (DESIGN.md section 4).
+"""The contracts between the toolkit and its plugins.
 
-Each plugin kind has an abstract base here. A plugin subclasses it, declares a ``Params``
-dataclass and ``api_version = toolkit.API_VERSION``, and is constructed as ``cls(params)``.
+Each plugin kind has an abstract base here (:data:`BASES`, kind -> base); every base is an
+``abc.ABC``, so a class that leaves an abstract method out cannot be instantiated, and the
+registry refuses a plugin class that does not subclass its kind's base. A plugin subclasses it,
+declares a ``Params`` dataclass and ``api_version = toolkit.API_VERSION``, and is constructed as
+``cls(params)``.
 Shapes: ``B`` batch, ``T`` samples, ``F`` frames, ``L`` tokens, ``D`` model width.
 Components are plain ``nn.Module``s: training logic lives in toolkit's Lightning modules,
 which call :meth:`Trainable.training_losses`.
@@ -13,9 +16,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from toolkit.speech_lm.layout import SpecialTokens, SplitCaches, SplitOutput
 
 
 class Trainable(ABC):
@@ -128,7 +134,7 @@ class StreamingDecoder(ABC):
     def flush(self) -> Tensor: ...
 
 
-class Trunk(nn.Module):
+class Trunk(nn.Module, ABC):
     """A decoder-only text LM whose parts the splitter can take apart.
 
     Attributes the splitter relies on:
@@ -136,6 +142,9 @@ class Trunk(nn.Module):
       called as ``block(x[B,L,D], ctx) -> x[B,L,D]`` with a :class:`toolkit.nn.AttentionContext`;
       ``norm``: final norm; ``lm_head``: ``nn.Linear[D,V]`` (may share the embedding weight);
       ``config``: a :class:`TrunkConfig`; ``text_tokenizer``: a :class:`TextTokenizer` or None.
+
+    Optional hook: ``save_pretrained(folder) -> Path`` (the ``pretrain`` stage and export
+    write the trunk with it; export refuses a trunk without it).
     """
 
     config: "TrunkConfig"
@@ -143,6 +152,7 @@ class Trunk(nn.Module):
     layers: nn.ModuleList
     norm: nn.Module
     lm_head: nn.Linear
+    text_tokenizer: "TextTokenizer | None"
 
     @abstractmethod
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
@@ -154,6 +164,62 @@ class Trunk(nn.Module):
     def make_context(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                      cache: Any = None) -> Any:
         """The :class:`toolkit.nn.AttentionContext` (positions, masks, cache) for a forward."""
+
+    @abstractmethod
+    def new_cache(self) -> Any:
+        """An empty :class:`toolkit.nn.KVCache` (one slot a layer) for incremental ``forward``."""
+
+
+class SplitModel(nn.Module, ABC):
+    """The splitter kind: a :class:`Trunk` taken apart into shared lower blocks and parallel
+    ``text`` and ``speech`` branches, built as ``cls(params)`` with ``params.trunk`` the trunk
+    (a runtime field, ``toolkit.params.runtime()``) and ``params.codebook_size``, the speech
+    tokenizer's.
+
+    ``input_ids[B,L,2]`` holds a text and a speech channel; where the text id is
+    ``tokens.modality_pad`` the position is speech (the layout: :mod:`toolkit.speech_lm.layout`).
+    Attributes the toolkit relies on:
+      ``tokens``: :class:`toolkit.speech_lm.layout.SpecialTokens`; ``config``: the trunk's
+      :class:`TrunkConfig`; ``text_tokenizer``: the trunk's :class:`TextTokenizer` or None;
+      ``split_at``: index of the first branch block; ``embed_tokens``: text ``nn.Embedding``;
+      ``speech_embed``: speech ``nn.Embedding``; ``branches``: ``nn.ModuleDict`` with ``text``
+      and ``speech``, each with a ``head`` (``nn.Linear[D, vocab]``).
+    """
+
+    tokens: "SpecialTokens"
+    config: "TrunkConfig"
+    text_tokenizer: "TextTokenizer | None"
+    split_at: int
+    embed_tokens: nn.Embedding
+    speech_embed: nn.Embedding
+    branches: nn.ModuleDict
+
+    @abstractmethod
+    def forward(self, input_ids: Tensor, branches: tuple[str, ...] = ("text", "speech"),
+                attention_mask: Tensor | None = None,
+                caches: "SplitCaches | None" = None) -> "SplitOutput":
+        """``input_ids[B,L,2]`` -> ``SplitOutput`` with ``{branch}_logits[B,L,V_branch]`` of
+        the requested ``branches`` (None for the others). ``attention_mask[B,S]`` covers cached
+        + new positions; with ``caches`` (from :meth:`new_caches`) the call is incremental."""
+
+    @abstractmethod
+    def forward_hidden(self, input_ids: Tensor, branches: tuple[str, ...] = ("text", "speech"),
+                       attention_mask: Tensor | None = None,
+                       caches: "SplitCaches | None" = None) -> dict[str, Tensor]:
+        """Like :meth:`forward` but ``branch -> final-normed states[B,L,D]`` (apply :meth:`head`)."""
+
+    @abstractmethod
+    def head(self, branch: str, hidden: Tensor) -> Tensor:
+        """Logits of ``branch``'s head for normed states ``hidden[..., D]``."""
+
+    @abstractmethod
+    def new_caches(self) -> "SplitCaches":
+        """Empty :class:`toolkit.speech_lm.layout.SplitCaches` for incremental decoding."""
+
+    @abstractmethod
+    def parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+        """Named parameters by side, ``{"text": [...], "speech": [...]}`` (tied weights once):
+        stage I trains ``speech`` with ``text`` frozen, and saves ``speech``."""
 
 
 @dataclass
@@ -204,5 +270,11 @@ class SpeechDataset(ABC):
                     yield json.loads(line)
 
 
+BASES: dict[str, type] = {"tokenizer": SpeechTokenizer, "trunk": Trunk, "splitter": SplitModel,
+                          "decoder": Decoder, "dataset": SpeechDataset}
+"""Plugin kind (``toolkit.registry.KINDS``) -> the base its plugin classes must subclass."""
+
+
 __all__ = ["Trainable", "SpeechTokenizer", "StreamingEncoder", "VoicePrompt", "Decoder",
-           "StreamingDecoder", "Trunk", "TrunkConfig", "TextTokenizer", "SpeechDataset"]
+           "StreamingDecoder", "Trunk", "SplitModel", "TrunkConfig", "TextTokenizer",
+           "SpeechDataset", "BASES"]

@@ -51,6 +51,37 @@ def read_json(path: str | Path) -> Any:
         raise ToolkitError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
 
 
+def read_jsonl(path: str | Path, errors: list[dict[str, Any]] | None = None) -> list[dict]:
+    """Rows of a JSONL file (a manifest: one JSON object a line); blank lines are ignored.
+
+    A missing file raises :class:`ToolkitError` naming it (a caller for which the file is
+    optional checks ``is_file()`` first). A line that is not a JSON object raises
+    :class:`ToolkitError` naming ``file:line``, unless ``errors`` is a list: then the line is
+    skipped and ``{"line", "path", "reason", "detail"}`` is appended to it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ToolkitError(f"{path}: manifest not found")
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+            except (json.JSONDecodeError, ValueError) as err:
+                msg = getattr(err, "msg", str(err))
+                if errors is None:
+                    raise ToolkitError(f"{path}:{lineno}: bad manifest line ({msg})") from None
+                errors.append({"path": f"{path}:{lineno}", "line": lineno, "reason": "bad_json",
+                               "detail": f"bad manifest line ({msg})"})
+                continue
+            rows.append(row)
+    return rows
+
+
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> Path:
     """Write a safetensors file atomically. Shared storage is copied so any state_dict works."""

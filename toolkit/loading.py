@@ -5,7 +5,7 @@ run folder: by default its ``export/`` when it has one, otherwise its newest LM 
 run's tokenizer and decoder stages (see :func:`load` for ``stage``). This module is the one
 loader of every saved thing (exports, LM stage folders, tokenizer / decoder components): each
 is checked (completeness against its ``COMPLETE.json``, tensor names, shapes and dtypes against
-the model built from its JSON, see :mod:`toolkit.load_checks`) and a problem is one
+the model built from its JSON, see :mod:`toolkit.persist.tensor_checks`) and a problem is one
 :class:`ToolkitError` line naming the file and the tensor. The model asked for is never
 silently replaced by another stage; only ``stage="latest"`` falls back, and says so.
 
@@ -28,160 +28,25 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
 from torch import nn
 
 from toolkit.errors import ToolkitError
+from toolkit.formats.moss_speech import is_moss_folder, load_moss
 from toolkit.io import load_tensors, read_json, save_tensors, write_json
-from toolkit.load_checks import cast_like, check_complete, check_finished, check_tensors, write_marker
+from toolkit.persist.components import build_component, load_run_component
+from toolkit.persist.split_model import load_stage_model
+from toolkit.persist.tensor_checks import cast_like, check_tensors
+from toolkit.run_folder import (LM_STAGES, check_complete, check_finished, latest_lm_stage, stage_folder,
+                                write_marker)
+from toolkit.speech_lm.bundle import SpeechLM, build_split, build_trunk, plain_params
 
 EXPORT_FILE = "export.json"
 EXPORT_FORMAT = 1
-LM_STAGES = ("sft", "stage2", "stage1")
-"""LM stages in order of preference: the latest one a run has is the model."""
-LM_STAGES_IN_ORDER = tuple(reversed(LM_STAGES))
-"""The LM stages in the order a run trains them."""
 EXPORT, LATEST = "export", "latest"
 STAGE_CHOICES = (EXPORT, *LM_STAGES, LATEST)
 """What ``stage`` may name for a run folder (``--stage`` of ``chat`` and ``eval``)."""
-
-
-@dataclass
-class SpeechLM:
-    """A loaded speech-to-speech model: the split ``model`` with its ``trunk`` (whose modules
-    it shares), the speech ``tokenizer`` and ``decoder`` (None when the run has none), and
-    the plugin ``nodes`` they were built from. See :meth:`respond` for inference."""
-
-    model: nn.Module
-    trunk: nn.Module
-    tokenizer: nn.Module | None
-    decoder: nn.Module | None
-    nodes: dict[str, Any] = field(default_factory=dict)
-    source: str = ""
-
-    @property
-    def tokens(self):
-        """The :class:`toolkit.speech_lm.layout.SpecialTokens` of the split model."""
-        return self.model.tokens
-
-    @property
-    def text_tokenizer(self):
-        return self.model.text_tokenizer
-
-    def eval(self) -> "SpeechLM":
-        for part in (self.model, self.tokenizer, self.decoder):
-            if part is not None:
-                part.eval()
-        return self
-
-    def respond(self, question: Any, mode: str = "s2s", **kwargs: Any):
-        """Answer ``question`` (text, ``wav[T]`` at the tokenizer's rate, or an audio path) in
-        ``mode``; see :func:`toolkit.evaluation.inference.respond` for the options."""
-        from toolkit.evaluation.inference import respond
-
-        return respond(self, question, mode, **kwargs)
-
-
-# ---------------------------------------------------------------------------- building
-def plain_params(params: Any) -> dict[str, Any]:
-    """A plugin's Params dataclass -> the recipe-settable values (runtime fields dropped)."""
-    if not is_dataclass(params):
-        return {}
-    out = {}
-    for f in fields(params):
-        if not f.metadata.get("toolkit_runtime"):
-            out[f.name] = getattr(params, f.name)
-    return out
-
-
-def build_trunk(node: dict[str, Any], base: Path | None = None) -> nn.Module:
-    """Build a trunk from ``{plugin, params}``; a relative ``checkpoint`` is taken from ``base``."""
-    from toolkit.registry import build_node
-
-    node = {"plugin": node["plugin"], "params": dict(node.get("params") or {})}
-    ckpt = node["params"].get("checkpoint")
-    if base is not None and isinstance(ckpt, str) and not Path(ckpt).is_absolute() \
-            and (base / ckpt).exists():
-        node["params"]["checkpoint"] = str(base / ckpt)
-    return build_node("trunk", node, "trunk")
-
-
-def build_split(trunk: nn.Module, node: dict[str, Any], speech_vocab_size: int | None = None) -> nn.Module:
-    """The splitter of ``node`` applied to ``trunk`` (``speech_vocab_size`` fills a node without it)."""
-    from toolkit.registry import build_node
-
-    params = dict(node.get("params") or {})
-    if speech_vocab_size is not None:
-        params.setdefault("speech_vocab_size", int(speech_vocab_size))
-    return build_node("splitter", {"plugin": node["plugin"], "params": params}, "splitter", trunk=trunk)
-
-
-def load_stage_model(stage_dir: str | Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
-    """A split model saved by an LM stage (``model.json`` + ``model.safetensors``)
-    -> ``(split_model, trunk, info)``; an unfinished, damaged or changed folder is an error."""
-    from toolkit.speech_lm.persist import STATE_FILE, load_into
-
-    stage_dir = Path(stage_dir)
-    check_finished(stage_dir)
-    info = read_json(stage_dir / STATE_FILE)
-    for key in ("trunk", "splitter", "tokens"):
-        if not isinstance(info.get(key), dict):
-            raise ToolkitError(f"{stage_dir / STATE_FILE}: no '{key}' entry")
-    trunk = build_trunk(info["trunk"])
-    split = build_split(trunk, info["splitter"], info["tokens"]["speech_vocab_size"])
-    load_into(split, stage_dir)
-    check_complete(stage_dir)
-    return split.eval(), trunk.eval(), info
-
-
-def build_component(node: dict[str, Any], key: str, state: dict[str, torch.Tensor] | None,
-                    where: str) -> nn.Module:
-    """Build the ``tokenizer`` / ``decoder`` plugin of ``node`` and load its whole ``state``
-    (read from ``where``; every tensor must fit: names, shapes, dtypes)."""
-    from toolkit.registry import KIND_OF_KEY, build_node
-
-    module = build_node(KIND_OF_KEY[key], node, key)
-    if state is not None:
-        expected = module.state_dict()
-        check_tensors(Path(where), state, expected, what=f"{key} plugin '{node['plugin']}'")
-        module.load_state_dict(cast_like(state, expected), strict=True)
-    return module.eval()
-
-
-def load_component(folder: str | Path, stem: str, kind: str) -> nn.Module:
-    """A trained tokenizer / decoder saved by its stage (``{stem}.json`` + ``{stem}.safetensors``
-    holding the trained state, see :func:`toolkit.stages.tokenizer.trained_state`), from the
-    stage folder or from a run folder (``RUN/{stem}``)."""
-    import toolkit
-    from toolkit.stages.tokenizer import trained_state
-
-    folder = Path(folder)
-    if (folder / "recipe.yaml").is_file():  # a run folder
-        run, folder = folder, stage_folder(folder, stem)
-        if folder is None:
-            raise ToolkitError(f"{run / stem}: the run has no {stem} stage (run it first)")
-    elif (folder / stem / f"{stem}.json").is_file():
-        folder = folder / stem
-    check_finished(folder)
-    info = read_json(folder / f"{stem}.json")
-    if not isinstance(info, dict) or "plugin" not in info:
-        raise ToolkitError(f"{folder / f'{stem}.json'}: no 'plugin' entry")
-    module = toolkit.build(kind, info["plugin"], **(info.get("params") or {}))
-    path = folder / f"{stem}.safetensors"
-    state = load_tensors(path)
-    expected, trained = module.state_dict(), set(trained_state(module))
-    untrained = trained - set(state)
-    if untrained and not set(state) - set(expected):  # the plugin grew trainable parts since
-        raise ToolkitError(f"{path} lacks trained weights {sorted(untrained)[:3]} of plugin "
-                           f"{info['plugin']} (saved by an older version?): retrain this stage")
-    check_tensors(path, state, expected, required=trained, what=f"{kind} plugin '{info['plugin']}'")
-    module.load_state_dict(cast_like(state, expected), strict=False)
-    check_complete(folder)
-    return module.eval()
 
 
 # ---------------------------------------------------------------------------- export
@@ -246,33 +111,6 @@ def load_export(folder: str | Path) -> SpeechLM:
         parts[key] = build_component(nodes[key], key, load_tensors(path), str(path)) if key in nodes else None
     check_complete(folder)
     return SpeechLM(split.eval(), trunk.eval(), parts["tokenizer"], parts["decoder"], nodes, str(folder))
-
-
-# ---------------------------------------------------------------------------- run folders
-def stage_folder(run_dir: Path, stage: str) -> Path | None:
-    """The folder of ``stage`` in a run: ``RUN/stage`` when it exists, else ``RUN/stage.partial``
-    when the stage started but did not finish, else None (the run does not have it)."""
-    for folder in (run_dir / stage, run_dir / f"{stage}.partial"):
-        if folder.is_dir():
-            return folder
-    return None
-
-
-def latest_lm_stage(run_dir: Path) -> str | None:
-    """The newest LM stage the run has (complete or not: loading an unfinished one is an error,
-    never a reason to take an older one), or None."""
-    return next((s for s in LM_STAGES if stage_folder(run_dir, s) is not None), None)
-
-
-def load_run_component(run_dir: Path, key: str) -> tuple[nn.Module | None, dict | None]:
-    """The trained ``tokenizer`` / ``decoder`` of a run and its plugin node (``(None, None)``
-    when the run has no stage of that name; an unfinished or damaged one is an error)."""
-    folder = stage_folder(run_dir, key)
-    if folder is None:
-        return None, None
-    module = load_component(folder, key, key)
-    info = read_json(folder / f"{key}.json")
-    return module, {"plugin": info["plugin"], "params": info.get("params") or {}}
 
 
 def _load_lm_stage(run_dir: Path, stage: str) -> SpeechLM:
@@ -350,8 +188,6 @@ def load(path: str | Path, stage: str | None = None,
     path = Path(path)
     if not path.exists():
         raise ToolkitError(f"{path}: no such folder (give an exported model or a run folder)")
-    from toolkit.formats.moss_speech import is_moss_folder, load_moss
-
     if is_moss_folder(path):  # a released MOSS-Speech checkpoint (toolkit/formats/moss_speech.py)
         return load_moss(path)
     if (path / EXPORT_FILE).is_file():
@@ -373,5 +209,4 @@ def load(path: str | Path, stage: str | None = None,
 
 
 __all__ = ["SpeechLM", "load", "load_run", "load_export", "export_model", "load_stage_model",
-           "load_component", "build_trunk", "build_split", "build_component", "latest_lm_stage",
-           "stage_folder", "LM_STAGES", "LM_STAGES_IN_ORDER", "STAGE_CHOICES", "EXPORT", "LATEST"]
+           "STAGE_CHOICES", "EXPORT", "LATEST"]

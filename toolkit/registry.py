@@ -28,6 +28,8 @@ KINDS: dict[str, str] = {
     "decoder": "toolkit.decoders",
     "dataset": "toolkit.datasets",
 }
+"""Plugin kind -> its entry-point group. Each kind's plugin classes subclass the kind's
+abstract base, ``toolkit.contracts.BASES[kind]`` (checked when a class is loaded or registered)."""
 
 
 @dataclass
@@ -48,6 +50,7 @@ _extra: dict[tuple[str, str], type] = {}
 def register(kind: str, name: str, cls: type) -> None:
     """Register a plugin class in-process (for notebooks and tests; packages use entry points)."""
     check_kind(kind)
+    _check_plugin(kind, name, cls, "in-process")
     _extra[(kind, name)] = cls
 
 
@@ -115,6 +118,12 @@ def load(kind: str, name: str, path: str | None = None) -> type:
 
 
 def _check_plugin(kind: str, name: str, cls: Any, dist: str) -> None:
+    from toolkit.contracts import BASES  # kind -> abstract base; imported late (torch)
+
+    base = BASES[kind]
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(f"{kind} plugin '{name}' ({dist}) is not a subclass of "
+                          f"toolkit.contracts.{base.__name__}")
     params = getattr(cls, "Params", None)
     if params is None or not dataclasses.is_dataclass(params):
         raise PluginError(f"{kind} plugin '{name}' ({dist}) declares no Params dataclass")
@@ -123,14 +132,6 @@ def _check_plugin(kind: str, name: str, cls: Any, dist: str) -> None:
         raise PluginError(f"{kind} plugin '{name}' ({dist}) targets toolkit plugin API "
                           f"{version}, this toolkit implements {API_VERSION}; "
                           f"upgrade one of them")
-
-
-def parse(kind: str, name: str, params: dict | None = None, path: str | None = None,
-          **runtime_values: Any) -> Any:
-    """Validate parameters for plugin ``name`` without building it; returns its Params."""
-    cls = load(kind, name, f"{path}.plugin" if path else None)
-    return parse_params(cls.Params, params, f"{path}.params" if path else f"{kind}:{name}",
-                        runtime_values)
 
 
 def build(kind: str, name: str, /, **params: Any) -> Any:

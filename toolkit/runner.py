@@ -15,46 +15,19 @@ command resumes (:mod:`toolkit.training.stopping`).
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from toolkit import timing
-from toolkit.errors import ToolkitError
-from toolkit.io import read_json, write_json, write_text
+from toolkit.io import write_json, write_text
 from toolkit.recipe import dump_recipe, load_recipe, stage_params, stage_steps, validate_recipe
+from toolkit.run_folder import is_complete, publish
 from toolkit.stages import StageContext, registered
 from toolkit.training.quiet import stage_log
 from toolkit.training.stopping import Stopped, stop_on_signals
-
-MARKER = "COMPLETE.json"
-
-
-def is_complete(folder: Path) -> bool:
-    """True when ``folder`` holds a marker whose listed files all exist with their sizes."""
-    marker = folder / MARKER
-    if not marker.is_file():
-        return False
-    try:
-        files = read_json(marker).get("files", {})
-    except (ToolkitError, AttributeError):
-        return False
-    return all((folder / name).is_file() and (folder / name).stat().st_size == size
-               for name, size in files.items())
-
-
-def publish(work_dir: Path, final_dir: Path, info: dict[str, Any]) -> None:
-    """Mark ``work_dir`` complete and move it to ``final_dir``."""
-    files = {str(p.relative_to(work_dir)): p.stat().st_size
-             for p in sorted(work_dir.rglob("*")) if p.is_file() and p.name != MARKER}
-    write_json(work_dir / MARKER, {**info, "files": files})
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    os.replace(work_dir, final_dir)
 
 
 def seed_everything(seed: int) -> None:

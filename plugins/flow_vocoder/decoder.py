@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-import toolkit
+from toolkit.registry import API_VERSION
 from toolkit.audio_features import mel_for_vocoder
 from toolkit.contracts import VOICE_PROMPT_SECONDS, Decoder, StreamingDecoder, VoicePrompt, voice_prompt_clip
 from toolkit.errors import ToolkitError
@@ -105,16 +105,18 @@ class FlowVocoderParams:
 
 
 class FlowVocoder(Decoder):
-    """``decode(codes[B,L], prompt, lengths) -> wav[B, L * 16000 / frame_rate]`` at 16 kHz."""
+    """``decode(codes[B,L], prompt, lengths) -> wav[B, L * sample_rate / frame_rate]`` at 16 kHz."""
 
     Params = FlowVocoderParams
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
     sample_rate = 16000
+    hop = 160
+    """Samples per mel frame (10 ms: 100 frames a second), of the mel and of the vocoder."""
 
     def __init__(self, params: FlowVocoderParams) -> None:
         super().__init__()
         self.params = p = params
-        self.mel = mel_for_vocoder(self.sample_rate, 160, p.n_mels, p.n_fft)
+        self.mel = mel_for_vocoder(self.sample_rate, self.hop, p.n_mels, p.n_fft)
         ratio = 100.0 / p.frame_rate
         if abs(ratio - round(ratio)) > 1e-6:
             raise ToolkitError(f"flow_vocoder: frame_rate {p.frame_rate} must divide 100 mel frames/s")
@@ -132,7 +134,7 @@ class FlowVocoder(Decoder):
         self.prior = nn.Linear(p.dim, p.n_mels) if p.prior_weight > 0 else None
         self.speaker = SpeakerEncoder(p.n_mels, p.dim)
         self.estimator = FlowEstimator(p.n_mels, p.dim, p.flow_layers)
-        self.vocoder = ISTFTVocoder(p.n_mels, p.vocoder_dim, p.vocoder_layers, p.n_fft, 160)
+        self.vocoder = ISTFTVocoder(p.n_mels, p.vocoder_dim, p.vocoder_layers, p.n_fft, self.hop)
         noise = torch.randn(4096, p.n_mels, generator=torch.Generator().manual_seed(p.seed))
         self.register_buffer("noise_table", noise, persistent=False)
 
@@ -187,7 +189,7 @@ class FlowVocoder(Decoder):
         return repeat(self.noise_table[idx], "f m -> b f m", b=batch)
 
     def log_mel(self, wav: Tensor) -> Tensor:
-        """``wav[B,T]`` -> flow-space mel ``[B, T // 160, M]``."""
+        """``wav[B,T]`` -> flow-space mel ``[B, T // hop, M]``."""
         return (self.mel(wav) - MEL_MEAN) / MEL_SCALE
 
     def make_prompt(self, wav: Tensor, codes: Tensor | None = None,
@@ -263,7 +265,7 @@ class FlowVocoder(Decoder):
 
     @torch.no_grad()
     def vocode(self, mel: Tensor) -> Tensor:
-        """Flow-space ``mel[B,F,M]`` -> ``wav[B, F*160]``."""
+        """Flow-space ``mel[B,F,M]`` -> ``wav[B, F*hop]``."""
         return self.vocoder(mel * MEL_SCALE + MEL_MEAN)
 
     @torch.no_grad()
@@ -282,7 +284,7 @@ class FlowVocoder(Decoder):
 
     @property
     def samples_per_code(self) -> int:
-        return self.upsample * 160
+        return self.upsample * self.hop
 
     def stream_decoder(self, prompt: VoicePrompt | None = None) -> StreamingDecoder:
         from .streaming import ChunkedDecoder
@@ -294,9 +296,9 @@ class FlowVocoder(Decoder):
         """Needs ``batch["codes"][B,L]`` (the decoder stage adds the frozen tokenizer's codes)."""
         wav, codes = batch["wav"].float(), batch["codes"].long()
         frames = codes.shape[1] * self.upsample
-        wav = F.pad(wav, (0, max(0, frames * 160 - wav.shape[1])))[:, : frames * 160]
+        wav = F.pad(wav, (0, max(0, frames * self.hop - wav.shape[1])))[:, : frames * self.hop]
         mel = self.log_mel(wav)
-        valid = torch.arange(frames, device=wav.device)[None] < (batch["lengths"] // 160)[:, None]
+        valid = torch.arange(frames, device=wav.device)[None] < (batch["lengths"] // self.hop)[:, None]
         flow = self.flow_loss(codes, mel, valid)
         voc = self.vocoder_loss(wav, mel, valid)
         loss = flow["flow"] + self.params.prior_weight * flow.get("prior", 0.0) + voc["vocoder"]
@@ -340,7 +342,7 @@ class FlowVocoder(Decoder):
         seg = min(self.params.vocoder_segment, mel.shape[1])
         starts = [random.randint(0, max(0, int(v.sum()) - seg)) for v in valid]
         mel_seg = torch.stack([m[s: s + seg] for m, s in zip(mel, starts)])
-        wav_seg = torch.stack([w[s * 160: (s + seg) * 160] for w, s in zip(wav, starts)])
+        wav_seg = torch.stack([w[s * self.hop: (s + seg) * self.hop] for w, s in zip(wav, starts)])
         pred = self.vocoder(mel_seg * MEL_SCALE + MEL_MEAN)
         stft = multi_resolution_stft_loss(pred, wav_seg)
         mel_l1 = (self.log_mel(pred) - self.log_mel(wav_seg)).abs().mean()

@@ -68,7 +68,7 @@ class ChunkedDecoder(StreamingDecoder):
             return torch.zeros(0)
         left = max(0, self.frames_emitted - reach)
         wav = self.dec.vocode(self.mel[:, left - self.mel_start:])[0]
-        hop = 160
+        hop = self.dec.hop
         out = wav[(self.frames_emitted - left) * hop: (until - left) * hop]
         self.frames_emitted = until
         keep_from = max(0, until - reach)  # the next call reads from frames_emitted - reach

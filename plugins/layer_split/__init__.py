@@ -1,6 +1,6 @@
 """The ``layer_split`` splitter: a trunk's top blocks split into text and speech branches.
 
-``toolkit.build("splitter", "layer_split", trunk=trunk, split_at=-4, speech_vocab_size=n)``
+``toolkit.build("splitter", "layer_split", trunk=trunk, split_at=-4, codebook_size=n)``
 returns a :class:`LayerSplitModel`, the modality-split model itself.
 """
 

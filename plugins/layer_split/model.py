@@ -13,7 +13,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-import toolkit
+from toolkit.registry import API_VERSION
+from toolkit.contracts import SplitModel
 from toolkit.errors import ToolkitError
 from toolkit.nn import AttentionContext, KVCache, positions_and_padding
 from toolkit.params import runtime
@@ -21,7 +22,7 @@ from toolkit.speech_lm.layout import BRANCHES, SpecialTokens, SplitCaches, Split
 from plugins.layer_split.branches import Branch, run_branches
 
 
-class LayerSplitModel(nn.Module):
+class LayerSplitModel(SplitModel):
     """Shared blocks ``[0, k)`` of a trunk, then a text branch (the trunk's own top blocks,
     final norm and head) and a speech branch (copies or fresh blocks, own norm, speech head).
 
@@ -31,15 +32,16 @@ class LayerSplitModel(nn.Module):
     ``shared.{i}``, ``branches.text.{layers,norm,head}``, ``branches.speech.{layers,norm,head}``.
     """
 
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
 
     @dataclass
     class Params:
         trunk: Any = runtime()
         split_at: int = -4
         """First branch layer: ``k`` in ``1..N-1``, or negative from the top (``-4``: last 4)."""
-        speech_vocab_size: int = 16384
-        """Number of speech codes (the tokenizer's codebook size)."""
+        codebook_size: int = 1024
+        """Number of speech codes: the speech tokenizer's ``codebook_size`` (the LM stages set it
+        from the trained tokenizer; a recipe value must match it)."""
         init: Literal["copy", "random"] = "copy"
         """Speech branch layers: copies of the trunk's top layers, or freshly initialised."""
         seed: int = 0
@@ -59,15 +61,15 @@ class LayerSplitModel(nn.Module):
         if not 0 < k < n_layers:
             raise ToolkitError(f"split_at={params.split_at} is outside the trunk: it has {n_layers}"
                                f" layers, so use 1..{n_layers - 1} or -{n_layers - 1}..-1")
-        if params.speech_vocab_size < 1:
-            raise ToolkitError(f"speech_vocab_size={params.speech_vocab_size} must be positive")
+        if params.codebook_size < 1:
+            raise ToolkitError(f"codebook_size={params.codebook_size} must be positive")
         self.params = params
         self.config = trunk.config
         self.split_at = k
         self.rotary = trunk.rotary
         self.text_tokenizer = getattr(trunk, "text_tokenizer", None)
         gen = torch.Generator().manual_seed(params.seed)
-        self.embed_tokens, text_head, self.tokens = _text_vocabulary(trunk, params.speech_vocab_size, gen)
+        self.embed_tokens, text_head, self.tokens = _text_vocabulary(trunk, params.codebook_size, gen)
         weight = trunk.embed_tokens.weight
         dim = weight.shape[1]
         self.shared = nn.ModuleList(trunk.layers[:k])

@@ -1,10 +1,14 @@
-"""Architecture settings of a Llama-family checkpoint, read from a Hugging Face ``config.json``."""
+"""Architecture settings of a Llama-family checkpoint, read from a Hugging Face ``config.json``,
+and :class:`Loaded`, what reading a checkpoint gives."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from torch import Tensor
+
+from toolkit.contracts import TextTokenizer
 from toolkit.errors import ToolkitError, suggest
 from toolkit.nn import BlockConfig
 
@@ -110,3 +114,16 @@ def parse_config(raw: dict[str, Any], where: str = "config") -> LlamaConfig:
         pad_token_id=hf.get("pad_token_id"),
         extra={k: v for k, v in hf.items() if k in ("sliding_window", "use_sliding_window")},
     )
+
+
+@dataclass
+class Loaded:
+    """What a checkpoint reader returns (:mod:`plugins.llama.checkpoint`, :mod:`plugins.llama.gguf_io`)."""
+
+    arch: LlamaConfig
+    tensors: dict[str, Tensor]
+    """Weights under our names (Hugging Face names without the ``model.`` prefix)."""
+    tokenizer: TextTokenizer | None
+    source: str
+    int4: dict[str, tuple[Tensor, Tensor, Tensor]] = field(default_factory=dict)
+    """4-bit block codes of GGUF Q4 weights: name -> (codes, scale, zero), see toolkit.nn.Int4Linear."""

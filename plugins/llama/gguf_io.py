@@ -12,7 +12,7 @@ from torch import Tensor
 
 from toolkit.errors import ToolkitError
 
-from plugins.llama.config import LlamaConfig
+from plugins.llama.config import LlamaConfig, Loaded
 from plugins.llama.tokenizer import HFTextTokenizer
 
 ARCHES = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3"}
@@ -120,10 +120,8 @@ def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
 
 
 def load_gguf(path: Path):
-    """Read a GGUF file into a :class:`plugins.llama.loading.Loaded` (weights dequantised to fp32)."""
+    """Read a GGUF file into a :class:`plugins.llama.config.Loaded` (weights dequantised to fp32)."""
     from gguf.quants import dequantize
-
-    from plugins.llama.loading import Loaded
 
     reader = _reader(path)
     meta = _meta(reader)

@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-import toolkit
+from toolkit.registry import API_VERSION
 from toolkit.contracts import TextTokenizer, Trunk, TrunkConfig
 from toolkit.errors import ToolkitError
 from toolkit.nn import (AttentionContext, DecoderBlock, Int4Linear, KVCache, RMSNorm,
@@ -36,7 +36,7 @@ class LlamaTrunk(Trunk):
     :class:`~toolkit.contracts.TrunkConfig`, ``arch`` the full :class:`LlamaConfig`.
     """
 
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
 
     @dataclass
     class Params:
@@ -64,7 +64,7 @@ class LlamaTrunk(Trunk):
                                "smollm2-135m-instruct) or config (a dict for a random model)")
         self.text_tokenizer: TextTokenizer | None = None
         if params.checkpoint is not None:
-            from plugins.llama.loading import load_checkpoint
+            from plugins.llama.checkpoint import load_checkpoint
 
             loaded = load_checkpoint(params.checkpoint)
             self._build(loaded.arch, meta=True)
@@ -194,7 +194,7 @@ class LlamaTrunk(Trunk):
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write a Hugging Face folder: ``config.json``, ``model.safetensors`` (and the
         tokenizer files when there is a tokenizer), each atomically."""
-        from plugins.llama.loading import save_folder
+        from plugins.llama.checkpoint import save_folder
 
         return save_folder(self, Path(directory))
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import toolkit
+from toolkit.registry import API_VERSION
 from toolkit.contracts import SpeechDataset
 from toolkit.data.audio import AudioError, load_audio, save_audio, torch_threads
 from toolkit.data.loaders import BadFileReport
-from toolkit.data.manifest import read_manifest, write_manifest
+from toolkit.data.manifest import write_manifest
 from toolkit.errors import ToolkitError
-from toolkit.io import write_json
+from toolkit.io import read_jsonl, write_json
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
@@ -50,7 +50,7 @@ class ManifestDataset(SpeechDataset):
     """Bring a user's files into the corpus format (see the module docstring)."""
 
     Params = ManifestParams
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
 
     def __init__(self, params: ManifestParams) -> None:
         self.params = params
@@ -70,7 +70,7 @@ class ManifestDataset(SpeechDataset):
         if not src.is_file():
             raise ToolkitError(f"data.params.path: {src} is neither a manifest nor a folder")
         errors: list[dict[str, Any]] = []
-        rows = read_manifest(src, None if self.params.strict else errors)
+        rows = read_jsonl(src, None if self.params.strict else errors)
         for err in errors:
             report.add(f"line {err['line']}", err["path"], err["reason"],
                        f"{err['path']}: {err['detail']}")

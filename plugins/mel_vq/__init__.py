@@ -18,7 +18,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from vector_quantize_pytorch import VectorQuantize
 
-import toolkit
+from toolkit.registry import API_VERSION
 from toolkit.audio_features import LogMel, MelConfig
 from toolkit.contracts import SpeechTokenizer, StreamingEncoder
 from toolkit.streaming import BlockStream, SingleStream
@@ -63,7 +63,7 @@ class MelVQTokenizer(SpeechTokenizer):
     """Speech -> codes at ``100 / stack`` Hz. ``encode(wav[B,T], lengths) -> codes[B,L], lengths``."""
 
     Params = MelVQParams
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
     sample_rate = 16000
 
     def __init__(self, params: MelVQParams) -> None:

@@ -21,17 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import toolkit
+from toolkit.registry import API_VERSION
 from toolkit.contracts import SpeechDataset
 from toolkit.data.loaders import BadFileReport
-from toolkit.data.manifest import read_manifest, write_manifest
+from toolkit.data.manifest import write_manifest
 from toolkit.errors import ToolkitError
-from toolkit.io import write_json
+from toolkit.io import read_jsonl, write_json
+from toolkit.speech_lm.sequences import MODES
 
 from plugins.manifest import ManifestDataset, ManifestParams
 from plugins.moss_speech.text import SYSTEM_PROMPTS
-
-MODES = ("s2s", "s2t", "t2s", "t2t")
 
 
 @dataclass
@@ -51,7 +50,7 @@ class SpokenDialogues(SpeechDataset):
     """Spoken chat dialogues from a JSONL manifest (see the module docstring)."""
 
     Params = DialogueParams
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
 
     def __init__(self, params: DialogueParams) -> None:
         self.params = params
@@ -63,7 +62,7 @@ class SpokenDialogues(SpeechDataset):
         audio = ManifestDataset(ManifestParams(path=str(src), sample_rate=p.sample_rate,
                                                max_seconds=p.max_seconds, strict=p.strict))
         utterances, dialogues = [], []
-        for n, d in enumerate(read_manifest(src)):
+        for n, d in enumerate(read_jsonl(src)):
             d = self._check(d, n, src)
             report.total += 1
             converted = self._convert_turns(d, src, root, audio, report)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import toolkit
+from toolkit.registry import API_VERSION
 from toolkit.errors import ToolkitError
 from toolkit.params import runtime
 from toolkit.speech_lm.layout import SpecialTokens
@@ -32,12 +32,12 @@ class MossSplitModel(LayerSplitModel):
     shared output at every position, each with its own cache.
     """
 
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
 
     @dataclass
     class Params:
         trunk: Any = runtime()
-        speech_vocab_size: int | None = None
+        codebook_size: int | None = None
         """Checked against the checkpoint's codebook (``eosp_token_id``) when given."""
 
     def __init__(self, params: "MossSplitModel.Params") -> None:
@@ -46,8 +46,8 @@ class MossSplitModel(LayerSplitModel):
         moss = getattr(trunk, "moss", None)
         if moss is None or not hasattr(trunk, "speech_state"):
             raise ToolkitError("splitter 'moss_split' needs a 'moss_speech' trunk (a MOSS-Speech folder)")
-        if params.speech_vocab_size not in (None, moss.codebook_size):
-            raise ToolkitError(f"speech_vocab_size={params.speech_vocab_size} differs from the "
+        if params.codebook_size not in (None, moss.codebook_size):
+            raise ToolkitError(f"codebook_size={params.codebook_size} differs from the "
                                f"checkpoint's codebook of {moss.codebook_size} (eosp_token_id)")
         self.params = params
         self.config = trunk.config

@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-import toolkit
+from toolkit.registry import API_VERSION
 from toolkit.contracts import TrunkConfig
 from toolkit.errors import ToolkitError
 from toolkit.formats.moss_layout import MossConfig, read_folder, split_name, write_folder
@@ -45,7 +45,7 @@ class MossSpeechTrunk(LlamaTrunk):
     and ``config.reserved_token_ids`` is ``(sosp, modality_pad)``. Nothing from the folder
     is executed; weights are read from safetensors only."""
 
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
 
     @dataclass
     class Params:

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import toolkit
+from toolkit.registry import API_VERSION
 from plugins.spoken_qa.knowledge import DOMAINS
 from plugins.spoken_qa.plan import SPLITS, Plan, build_plan
 from toolkit.contracts import SpeechDataset
 from toolkit.data.manifest import write_manifest
 from toolkit.data.synth import SynthJob, espeak_binary, synthesize_all
-from toolkit.errors import RecipeError, ToolkitError
+from toolkit.errors import RecipeError
 from toolkit.io import read_json, write_json
 from toolkit.params import to_dict
 
@@ -71,7 +71,7 @@ class SpokenQA(SpeechDataset):
     """Generate (or reuse) the spoken QA corpus in a folder."""
 
     Params = SpokenQAParams
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
 
     def __init__(self, params: SpokenQAParams) -> None:
         check_params(params)

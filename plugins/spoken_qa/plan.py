@@ -12,9 +12,9 @@ from plugins.spoken_qa.texts import (CLOSINGS, GREETINGS, HELD_OUT_CARRIERS, SYS
                                      TRAIN_CARRIERS, sentences)
 from toolkit.data.synth import Voice
 from toolkit.errors import ToolkitError
+from toolkit.speech_lm.sequences import MODES
 
 SPLITS = ("train", "val", "test", "text_only")
-MODES = ("s2s", "s2t", "t2s", "t2t")
 
 
 @dataclass

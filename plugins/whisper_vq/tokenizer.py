@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 from torch import Tensor, nn
 from vector_quantize_pytorch import VectorQuantize
 
-import toolkit
+from toolkit.registry import API_VERSION
 from toolkit.audio_features import LogMel, MelConfig
 from toolkit.contracts import SpeechTokenizer, StreamingEncoder
 from toolkit.streaming import BlockStream, SingleStream
@@ -79,7 +79,7 @@ class WhisperVQTokenizer(SpeechTokenizer):
     """Speech -> semantic codes at ``50 / pool`` Hz. ``encode(wav[B,T], lengths) -> codes[B,L], lengths``."""
 
     Params = WhisperVQParams
-    api_version = toolkit.API_VERSION
+    api_version = API_VERSION
     sample_rate = 16000
 
     def __init__(self, params: WhisperVQParams) -> None:
@@ -274,14 +274,6 @@ class WhisperVQTokenizer(SpeechTokenizer):
             ctc = self.ctc.loss(quantized, valid, batch["text"])
             loss, extra = loss + self.params.ctc * ctc, {**extra, "ctc": ctc.detach()}
         return {"loss": loss, "asr_ce": ce.detach(), "commit": commit.detach().sum(), **extra, **stats}
-
-    @torch.no_grad()
-    def transcribe_codes(self, codes: Tensor, max_tokens: int = 100) -> str:
-        """Read ``codes[L]`` back as text with the ASR head (a check that tokens carry content)."""
-        quantized = self.proj_out(self.vq.get_output_from_indices(codes[None]))
-        prefix = self.text.encode("").ids[:-1]
-        out = self.asr.greedy(prefix, self.post(quantized), self.eot, max_tokens, self.eot + 1)
-        return self.text.decode(out)
 
     @torch.no_grad()
     def spell_codes(self, codes: Tensor) -> str:

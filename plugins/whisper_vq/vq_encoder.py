@@ -194,7 +194,7 @@ def encode_batch(enc: VQEncoder, wav: Tensor, lengths: Tensor | None = None) -> 
 def load_vq_encoder(folder: str | Path) -> VQEncoder:
     """Build and load a ``WhisperVQEncoder`` folder (single ``model.safetensors`` or a sharded
     index; keys ``model.encoder.*`` or bare). Decoder and unused layers are skipped."""
-    from plugins.llama.loading import read_safetensors
+    from plugins.llama.checkpoint import read_safetensors
 
     folder = Path(folder)
     c = read_vq_config(folder / "config.json")

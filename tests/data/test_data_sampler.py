@@ -1,4 +1,4 @@
-"""TokenBudgetBatchSampler and ResumableLoader: budget, coverage, determinism, DDP, resume."""
+"""TokenBudgetBatchSampler and CountingLoader: budget, coverage, determinism, DDP, resume."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from toolkit.data.loaders import ResumableLoader
+from toolkit.data.loaders import CountingLoader
 from toolkit.data.sampler import TokenBudgetBatchSampler
 from toolkit.errors import ToolkitError
 
@@ -101,10 +101,10 @@ class Recorder(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def loader(num_workers: int = 0) -> ResumableLoader:
+def loader(num_workers: int = 0) -> CountingLoader:
     data = Points(40)
-    return ResumableLoader(data, TokenBudgetBatchSampler(data.lens, 16, seed=2), num_workers,
-                           collate_fn=collate)
+    return CountingLoader(data, TokenBudgetBatchSampler(data.lens, 16, seed=2), num_workers,
+                          collate_fn=collate)
 
 
 def test_lightning_checkpoint_resumes_the_data_position(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import toolkit
-from toolkit.loading import SpeechLM
+from toolkit.speech_lm.bundle import SpeechLM
 
 QUESTIONS = [
     ("What is the capital of France?", "The capital of France is Paris.", "paris"),
@@ -49,10 +49,10 @@ def make_lm(root: Path, seed: int = 0) -> SpeechLM:
     """The tiny system: split model, trunk, speech tokenizer, decoder."""
     folder = make_trunk_folder(root / "trunk_src", seed)
     trunk_node = {"plugin": "llama", "params": {"checkpoint": str(folder)}}
-    splitter_node = {"plugin": "layer_split", "params": {"split_at": -1, "speech_vocab_size": CODEBOOK}}
+    splitter_node = {"plugin": "layer_split", "params": {"split_at": -1, "codebook_size": CODEBOOK}}
     trunk = toolkit.build("trunk", "llama", checkpoint=str(folder))
     split = toolkit.build("splitter", "layer_split", trunk=trunk, split_at=-1,
-                          speech_vocab_size=CODEBOOK, seed=seed)
+                          codebook_size=CODEBOOK, seed=seed)
     torch.manual_seed(seed)
     tokenizer = toolkit.build("tokenizer", TOKENIZER_NODE["plugin"], **TOKENIZER_NODE["params"])
     decoder = toolkit.build("decoder", DECODER_NODE["plugin"], **DECODER_NODE["params"])
@@ -67,7 +67,7 @@ def tiny_lm(tmp_path_factory) -> SpeechLM:
 
 
 def _publish(folder: Path, name: str) -> None:
-    from toolkit.runner import publish
+    from toolkit.run_folder import publish
 
     publish(folder.parent / f"{name}.partial", folder, {"stage": name})
 
@@ -80,8 +80,8 @@ def make_run(root: Path, lm: SpeechLM, sft_perturb: float = 0.01) -> Path:
     from toolkit.data.audio import save_audio
     from toolkit.data.manifest import write_manifest
     from toolkit.data.synth import Voice, synthesize
-    from toolkit.speech_lm.persist import save_split_model
-    from toolkit.stages.tokenizer import save_component
+    from toolkit.persist.split_model import save_split_model
+    from toolkit.persist.components import save_component
 
     run = root / "run"
     corpus = run / "corpus.partial"
@@ -133,7 +133,7 @@ def make_run(root: Path, lm: SpeechLM, sft_perturb: float = 0.01) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    from toolkit.eval import Judge
+    from toolkit.evaluation import Judge
     from toolkit.evaluation.run import EvalParams, evaluate
     from toolkit.loading import load_run
 

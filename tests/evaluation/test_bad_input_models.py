@@ -34,7 +34,7 @@ def base_run(tmp_path_factory) -> Path:
     """A run with tokenizer, decoder, stage1, sft and a published export (never damaged:
     each test damages its own copy)."""
     from toolkit.loading import export_model, load_run
-    from toolkit.runner import publish
+    from toolkit.run_folder import publish
 
     helpers = _helpers()
     root = tmp_path_factory.mktemp("bad_input")
@@ -197,10 +197,9 @@ def test_resynth_of_a_long_input_reads_a_capped_voice_prompt(base_run):
     prompt of its first VOICE_PROMPT_SECONDS (its cost does not grow with the input)."""
     from toolkit.cli.commands.resynth import voice_prompt
     from toolkit.contracts import VOICE_PROMPT_SECONDS
-    from toolkit.stages.decoder import load_trained as load_decoder
-    from toolkit.stages.tokenizer import load_trained as load_tokenizer
+    from toolkit.persist.components import load_trained
 
-    tok, dec = load_tokenizer(base_run), load_decoder(base_run)
+    tok, dec = load_trained(base_run, "tokenizer"), load_trained(base_run, "decoder")
     voice = 0.1 * torch.randn(60 * tok.sample_rate, generator=torch.Generator().manual_seed(0))
     prompt = voice_prompt(tok, dec, voice)
     assert 0 < prompt.mel.shape[0] <= VOICE_PROMPT_SECONDS * 100
@@ -218,9 +217,3 @@ def test_library_load_raises_for_a_changed_file_its_marker_lists(run):
     assert path.stat().st_size != size
     with pytest.raises(ToolkitError, match="bytes where COMPLETE.json lists"):
         load(run, "stage1")
-
-
-def test_runner_and_loader_share_the_marker_name():
-    from toolkit import load_checks, runner
-
-    assert load_checks.MARKER == runner.MARKER

@@ -5,8 +5,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from toolkit.evaluation.inference import generation_config, respond
-from toolkit.evaluation.wavstream import StreamingWav
+from toolkit.speech_lm.inference import generation_config, respond
+from toolkit.data.wavstream import StreamingWav
 from toolkit.loading import export_model
 
 

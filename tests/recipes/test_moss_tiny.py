@@ -57,7 +57,7 @@ def comparable(report):
 @pytest.mark.models
 def test_every_stage_completes_and_reports(run_dir: Path) -> None:
     from toolkit.recipe import load_recipe
-    from toolkit.runner import is_complete
+    from toolkit.run_folder import is_complete
 
     stages = load_recipe(ROOT / "recipes/moss_tiny.yaml")["stages"]
     assert all(is_complete(run_dir / s) for s in stages), [s for s in stages if not is_complete(run_dir / s)]
@@ -100,10 +100,9 @@ def test_rerun_skips_complete_stages_and_redoes_an_incomplete_one(run_dir: Path)
 @pytest.mark.models
 def test_decoder_reads_the_trained_tokenizers_code_vectors(run_dir: Path) -> None:
     """The decoder stage hands the tokenizer's codebook to the decoder (standardised per dim)."""
-    from toolkit.stages.decoder import load_trained as load_decoder
-    from toolkit.stages.tokenizer import load_trained as load_tokenizer
+    from toolkit.persist.components import load_trained
 
-    tokenizer, decoder = load_tokenizer(run_dir), load_decoder(run_dir)
+    tokenizer, decoder = load_trained(run_dir, "tokenizer"), load_trained(run_dir, "decoder")
     vectors = tokenizer.code_vectors()
     assert decoder.params.code_dim == vectors.shape[1]
     expected = (vectors - vectors.mean(0)) / vectors.std(0).clamp(min=1e-6)

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from speech_lm_helpers import synthetic_codes, tiny_split  # noqa: E402
 from toolkit.speech_lm import data  # noqa: E402
 from toolkit.speech_lm.module import OptimConfig, SplitLMModule  # noqa: E402
-from toolkit.speech_lm.stage_runner import lm_trainer_kwargs  # noqa: E402
+from toolkit.stages.shared import lm_trainer_kwargs  # noqa: E402
 from toolkit.training import fit  # noqa: E402
 
 STEPS = 24

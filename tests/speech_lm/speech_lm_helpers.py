@@ -3,7 +3,6 @@ tokenizer (the tiny trunk has none), and synthetic speech codes."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import toolkit
@@ -46,7 +45,7 @@ def tiny_trunk(seed: int = 0, **overrides):
 def tiny_split(seed: int = 0, split_at: int = -2, init: str = "copy", **overrides):
     trunk = tiny_trunk(seed, **overrides)
     model = toolkit.build("splitter", "layer_split", trunk=trunk, split_at=split_at,
-                          speech_vocab_size=N_CODES, init=init)
+                          codebook_size=N_CODES, init=init)
     model.text_tokenizer = ByteChat()
     return trunk, model
 

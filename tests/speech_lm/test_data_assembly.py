@@ -8,7 +8,7 @@ import torch
 from toolkit.errors import ToolkitError
 from toolkit.speech_lm import data
 from toolkit.speech_lm.layout import IGNORE, SPEECH, TEXT, SpecialTokens
-from toolkit.speech_lm.stage_runner import check_speech_vocab, lm_trainer_kwargs
+from toolkit.stages.shared import check_codebook_size, lm_trainer_kwargs
 
 from speech_lm_helpers import ByteChat, synthetic_codes
 
@@ -52,9 +52,13 @@ def test_sft_examples_and_batches():
 
 
 def test_recipe_checks():
-    with pytest.raises(ToolkitError, match="does not match the speech tokenizer's codebook of 64"):
-        check_speech_vocab({"plugin": "layer_split", "params": {"speech_vocab_size": 32}}, 64)
-    check_speech_vocab({"plugin": "layer_split", "params": {}}, 64)
+    for key in ("splitter", "decoder"):
+        recipe = {key: {"plugin": "x", "params": {"codebook_size": 32}}}
+        with pytest.raises(ToolkitError, match=f"recipe error at {key}.params.codebook_size: 32 does "
+                                               "not match the speech tokenizer's codebook of 64"):
+            check_codebook_size(recipe, key, 64)
+        check_codebook_size(recipe, key, 32)
+        check_codebook_size({key: {"plugin": "x", "params": {}}}, key, 64)
     assert lm_trainer_kwargs({"strategy": "ddp"})["strategy"] == "ddp_find_unused_parameters_true"
     with pytest.raises(ToolkitError, match="batch_tokens=8 is smaller"):
         data.make_loader(data.text_examples(["a long sentence"], ByteChat(), TOKENS), TOKENS, 8, 0)

@@ -9,8 +9,8 @@ import torch
 
 from toolkit.speech_lm import data
 from toolkit.speech_lm.module import OptimConfig, SplitLMModule
-from toolkit.speech_lm.persist import load_into, save_split_model
-from toolkit.speech_lm.stage_runner import lm_trainer_kwargs
+from toolkit.persist.split_model import load_into, save_split_model
+from toolkit.stages.shared import lm_trainer_kwargs
 from toolkit.training import fit
 
 from speech_lm_helpers import synthetic_codes, tiny_split

@@ -11,7 +11,7 @@ import torch
 import toolkit
 from toolkit.speech_lm import data
 from toolkit.speech_lm.module import OptimConfig, SplitLMModule
-from toolkit.speech_lm.stage_runner import lm_trainer_kwargs
+from toolkit.stages.shared import lm_trainer_kwargs
 from toolkit.training import fit
 
 from speech_lm_helpers import synthetic_codes
@@ -27,7 +27,7 @@ def smol():
     ids = torch.tensor([trunk.text_tokenizer.encode("The capital of France is")])
     with torch.no_grad():
         ref = trunk(ids)
-    model = toolkit.build("splitter", "layer_split", trunk=trunk, split_at=-4, speech_vocab_size=40)
+    model = toolkit.build("splitter", "layer_split", trunk=trunk, split_at=-4, codebook_size=40)
     return model, ids, ref
 
 

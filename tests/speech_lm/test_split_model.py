@@ -42,7 +42,7 @@ def test_text_logits_equal_trunk_exactly(split_pair, branches):
 def test_reserved_tokens_are_claimed():
     trunk = tiny_trunk()
     trunk.config = dataclasses.replace(trunk.config, reserved_token_ids=(3, 7, 9))
-    model = toolkit.build("splitter", "layer_split", trunk=trunk, split_at=1, speech_vocab_size=N_CODES)
+    model = toolkit.build("splitter", "layer_split", trunk=trunk, split_at=1, codebook_size=N_CODES)
     t = model.tokens
     assert (t.sosp, t.modality_pad, t.eosp, t.speech_pad) == (3, 7, N_CODES, N_CODES + 1)
     ids = torch.randint(10, 250, (1, 9))
@@ -142,7 +142,7 @@ def test_bad_input_shape(split_pair):
 def adapted_split(layers: int = 2):
     trunk = tiny_trunk()
     model = toolkit.build("splitter", "layer_split", trunk=trunk, split_at=-2,
-                          speech_vocab_size=N_CODES, speech_adapter_layers=layers)
+                          codebook_size=N_CODES, speech_adapter_layers=layers)
     return trunk, model
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 
+from toolkit.audio_features import resample
 from toolkit.errors import ToolkitError
 from toolkit.io import atomic_write
 
@@ -80,7 +80,7 @@ def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = N
     if not np.isfinite(data).all():
         raise AudioError(path, "non_finite", "audio holds NaN or infinite samples")
     wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1, dtype=np.float32)))
-    return resample(wav, rate, sample_rate)
+    return resample(wav, rate, sample_rate, cached_kernel=True)
 
 
 def _wav_missing_bytes(path: Path) -> int:
@@ -105,23 +105,6 @@ def _wav_missing_bytes(path: Path) -> int:
                     return 0
                 return max(0, fh.tell() + length - size)
             fh.seek(length + (length & 1), 1)
-
-
-def resample(wav: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
-    """``wav[..., T]`` at ``orig_rate`` -> ``wav[..., T']`` at ``new_rate`` (band-limited sinc)."""
-    if orig_rate == new_rate:
-        return wav
-    with torch.no_grad():
-        return _resampler(int(orig_rate), int(new_rate))(wav)
-
-
-@lru_cache(maxsize=16)
-def _resampler(orig_rate: int, new_rate: int) -> torch.nn.Module:
-    """A cached ``torchaudio.transforms.Resample`` (same kernel as ``functional.resample``,
-    built once instead of on every call)."""
-    import torchaudio.transforms as AT  # imported lazily: it is slow to import
-
-    return AT.Resample(orig_rate, new_rate)
 
 
 @contextmanager
@@ -151,4 +134,4 @@ def save_audio(path: str | Path, wav: torch.Tensor | np.ndarray, sample_rate: in
                                                    subtype="PCM_16"))
 
 
-__all__ = ["AudioError", "audio_info", "load_audio", "resample", "save_audio"]
+__all__ = ["AudioError", "audio_info", "load_audio", "save_audio"]

@@ -10,9 +10,9 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
-from toolkit.data.loaders import AudioTextDataset, BadFileReport, ResumableLoader
-from toolkit.data.manifest import read_manifest
+from toolkit.data.loaders import AudioTextDataset, BadFileReport, CountingLoader
 from toolkit.data.sampler import TokenBudgetBatchSampler
+from toolkit.io import read_jsonl
 
 
 class AudioDataModule(L.LightningDataModule):
@@ -54,7 +54,7 @@ class AudioDataModule(L.LightningDataModule):
             return
         errors: list[dict[str, Any]] = []
         if isinstance(self.manifest, (str, Path)):
-            rows = read_manifest(self.manifest, None if self.strict else errors)
+            rows = read_jsonl(self.manifest, None if self.strict else errors)
         else:
             rows = list(self.manifest)
         for which, split in self.splits.items():
@@ -73,18 +73,18 @@ class AudioDataModule(L.LightningDataModule):
                 picked, self.root, self.sample_rate, self.max_seconds, self.min_seconds,
                 self.strict, report, self.check)
 
-    def _loader(self, which: str, shuffle: bool) -> ResumableLoader:
+    def _loader(self, which: str, shuffle: bool) -> CountingLoader:
         self.setup()
         dataset = self.datasets[which]
         rank, world = self._rank()
         sampler = TokenBudgetBatchSampler(dataset.lengths, self.max_tokens, self.seed, shuffle,
                                           rank, world, self.bucket_size)
-        return ResumableLoader(dataset, sampler, self.num_workers, report=dataset.report)
+        return CountingLoader(dataset, sampler, self.num_workers, report=dataset.report)
 
-    def train_dataloader(self) -> ResumableLoader:
+    def train_dataloader(self) -> CountingLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> ResumableLoader | list:
+    def val_dataloader(self) -> CountingLoader | list:
         return self._loader("val", shuffle=False) if "val" in self.datasets else []
 
 

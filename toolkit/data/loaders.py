@@ -18,10 +18,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from toolkit.data.audio import AudioError, audio_info, load_audio, torch_threads
-from toolkit.data.manifest import read_manifest
 from toolkit.data.sampler import TokenBudgetBatchSampler
 from toolkit.errors import ToolkitError
-from toolkit.io import write_json
+from toolkit.io import read_jsonl, write_json
 
 
 class BadFileReport:
@@ -93,7 +92,7 @@ class AudioTextDataset(Dataset):
         if not isinstance(entries, (str, Path)):
             return list(entries)
         errors: list[dict[str, Any]] = []
-        rows = read_manifest(entries, None if self.report.strict else errors)
+        rows = read_jsonl(entries, None if self.report.strict else errors)
         for err in errors:
             self.report.add(f"line {err['line']}", err["path"], err["reason"],
                             f"{err['path']}: {err['detail']}")
@@ -166,8 +165,9 @@ def collate_audio(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "skipped": [it["error"] for it in items if "error" in it]}
 
 
-class ResumableLoader:
-    """A DataLoader over a :class:`TokenBudgetBatchSampler` whose position can be saved.
+class CountingLoader:
+    """A DataLoader over a :class:`TokenBudgetBatchSampler` that counts the batches it hands
+    out and its epochs itself, so its position can be saved.
 
     ``state_dict()``/``load_state_dict()`` record the epoch and the batches *consumed* (not
     merely prefetched by workers), so Lightning's checkpoint resumes mid-epoch at the next
@@ -175,6 +175,12 @@ class ResumableLoader:
     Load-time failures are added to the ``report``; batches left empty by them
     are skipped. Deliberately not a DataLoader subclass: Lightning then leaves it as it is
     instead of injecting a DistributedSampler (the sampler shards by rank itself).
+
+    The LM stages use :class:`toolkit.speech_lm.data.SamplerStateLoader` instead, whose state
+    is its batch sampler's: their loaders have no workers (so what the sampler handed out is
+    what was consumed), no bad files, and a sampler that must read its rank only once
+    iteration starts (after the Trainer set up DDP), which this loader's counting would need
+    at construction. Both give the same batch order from the same sampler.
     """
 
     def __init__(self, dataset: Dataset, sampler: TokenBudgetBatchSampler, num_workers: int = 0,
@@ -219,4 +225,4 @@ class ResumableLoader:
         self.epoch, self.position = self.batch_sampler.epoch, self.batch_sampler.position
 
 
-__all__ = ["AudioTextDataset", "BadFileReport", "ResumableLoader", "collate_audio"]
+__all__ = ["AudioTextDataset", "BadFileReport", "CountingLoader", "collate_audio"]

@@ -8,37 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError
-from toolkit.io import write_text
+from toolkit.io import read_json, write_text
 
 
-def read_manifest(path: str | Path, errors: list[dict[str, Any]] | None = None) -> list[dict]:
-    """Rows of a JSONL file; blank lines are ignored.
-
-    A line that is not a JSON object raises :class:`ToolkitError` naming ``file:line``, unless
-    ``errors`` is a list: then the line is skipped and ``{"line", "path", "reason", ...}`` is
-    appended to it.
-    """
-    path = Path(path)
+def corpus_manifest(corpus_dir: Path) -> Path:
+    """The utterance manifest of a ``corpus`` stage folder."""
+    listing = corpus_dir / "manifests.json"
+    if listing.is_file():
+        names = read_json(listing)
+        rel = names.get("utterances") or next(iter(names.values()), None)
+        if rel:
+            path = Path(rel)
+            return path if path.is_absolute() else corpus_dir / path
+    path = corpus_dir / "utterances.jsonl"
     if not path.is_file():
-        raise ToolkitError(f"{path}: manifest not found")
-    rows = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-            except (json.JSONDecodeError, ValueError) as err:
-                msg = getattr(err, "msg", str(err))
-                if errors is None:
-                    raise ToolkitError(f"{path}:{lineno}: bad manifest line ({msg})") from None
-                errors.append({"path": f"{path}:{lineno}", "line": lineno, "reason": "bad_json",
-                               "detail": f"bad manifest line ({msg})"})
-                continue
-            rows.append(row)
-    return rows
+        raise ToolkitError(f"{corpus_dir}: no utterances.jsonl (is it a corpus stage folder?)")
+    return path
 
 
 def dumps_rows(rows: Iterable[dict[str, Any]]) -> str:
@@ -51,4 +36,4 @@ def write_manifest(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     return write_text(path, dumps_rows(rows))
 
 
-__all__ = ["read_manifest", "write_manifest", "dumps_rows"]
+__all__ = ["write_manifest", "dumps_rows", "corpus_manifest"]

@@ -23,7 +23,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from toolkit.data.audio import audio_info, resample, save_audio, torch_threads
+from toolkit.audio_features import resample
+from toolkit.data.audio import audio_info, save_audio, torch_threads
 from toolkit.errors import ToolkitError
 
 ESPEAK_MISSING = "espeak-ng not found; install it with apt-get install espeak-ng"
@@ -76,7 +77,7 @@ def synthesize(text: str, voice: Voice, sample_rate: int = 16000) -> torch.Tenso
                       "--stdout", "--", text], f"espeak-ng failed for voice {voice.voice!r}")
     data, rate = sf.read(io.BytesIO(out), dtype="float32", always_2d=True)
     wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
-    return resample(wav, rate, sample_rate)
+    return resample(wav, rate, sample_rate, cached_kernel=True)
 
 
 @functools.lru_cache(maxsize=65536)

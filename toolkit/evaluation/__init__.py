@@ -1,18 +1,22 @@
-"""Evaluation of speech-to-speech models (DESIGN.md section 7).
+"""Evaluation of speech-to-speech models: the judge, the metrics, the measures and the report.
 
-- :mod:`~toolkit.evaluation.inference`: answer one question in a mode, streaming audio.
+- :mod:`~toolkit.evaluation.judge`: the ASR judge (Whisper on CTranslate2) that hears speech.
+- :mod:`~toolkit.evaluation.metrics`: text normalisation, WER, answer matching.
 - :mod:`~toolkit.evaluation.qa`: spoken QA in the four modes, judged (accuracy per split).
+- :mod:`~toolkit.evaluation.ladder`: hearing and speaking of each LM stage.
 - :mod:`~toolkit.evaluation.retention`: text QA accuracy and perplexity of the text path.
 - :mod:`~toolkit.evaluation.speech`: resynthesis WER, latency, the cascade baseline.
 - :mod:`~toolkit.evaluation.report`: ``report.json`` / ``report.md`` with plots.
-- :mod:`~toolkit.evaluation.run`: :func:`evaluate`, everything for one run.
-- :mod:`~toolkit.evaluation.wavstream`: a WAV file that is valid while it grows.
+- :mod:`~toolkit.evaluation.run`: :func:`~toolkit.evaluation.run.evaluate`, everything for one run.
+
+Answering one question (inference) belongs to the model: :mod:`toolkit.speech_lm.inference`.
+
+    from toolkit.evaluation import Judge, normalize_text, wer, contains_answer
+    texts = Judge().transcribe([wav_16k], 16000)
 """
 
-from toolkit.evaluation.inference import MODES, Answer, respond
-from toolkit.evaluation.qa import QAItem, accuracy, is_correct
-from toolkit.evaluation.run import EvalParams, evaluate
-from toolkit.evaluation.wavstream import StreamingWav
+from toolkit.evaluation.judge import Judge, judge_model_dir
+from toolkit.evaluation.metrics import contains_answer, edit_distance, normalize_text, number_to_words, wer
 
-__all__ = ["MODES", "Answer", "respond", "QAItem", "accuracy", "is_correct", "EvalParams",
-           "evaluate", "StreamingWav"]
+__all__ = ["Judge", "judge_model_dir", "normalize_text", "wer", "contains_answer",
+           "edit_distance", "number_to_words"]

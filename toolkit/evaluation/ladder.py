@@ -27,17 +27,17 @@ Progress = Callable[[int], None] | None
 
 def ladder_utterances(corpus: Path, split: str = "test", limit: int | None = None) -> list[dict]:
     """Utterances of ``split`` in ``corpus/utterances.jsonl`` that carry an ``entity`` name."""
-    from toolkit.data.manifest import read_manifest
+    from toolkit.io import read_jsonl
 
     path = corpus / "utterances.jsonl"
-    rows = [u for u in read_manifest(path) if u.get("split") == split and u.get("entity")] \
+    rows = [u for u in read_jsonl(path) if u.get("split") == split and u.get("entity")] \
         if path.is_file() else []
     return rows[:limit] if limit is not None else rows
 
 
 def score(utterances: list[dict], hypotheses: list[str]) -> dict[str, Any]:
     """``{wer, entity_rate, n}`` of ``hypotheses`` against the utterances' text and names."""
-    from toolkit.eval import contains_answer
+    from toolkit.evaluation import contains_answer
     from toolkit.evaluation.speech import corpus_wer
 
     n = len(utterances)
@@ -90,7 +90,7 @@ def read_aloud(model: nn.Module, texts: list[str], max_new_tokens: int = 100,
 
 def voiced_transcripts(lm, judge, codes: list[Tensor], progress: Progress = None) -> list[str]:
     """The judge's transcripts of ``codes`` voiced by ``lm``'s decoder."""
-    from toolkit.evaluation.inference import synthesize
+    from toolkit.speech_lm.inference import synthesize
 
     out = []
     for c in codes:
@@ -117,7 +117,7 @@ def encode_utterances(tokenizer: nn.Module, utterances: list[dict], corpus: Path
 def judge_transcripts(judge, utterances: list[dict], corpus: Path, progress: Progress = None) -> list[str]:
     """The judge's transcripts of the utterances' original audio."""
     from toolkit.data.audio import load_audio
-    from toolkit.eval.judge import JUDGE_RATE
+    from toolkit.evaluation.judge import JUDGE_RATE
 
     out = []
     for u in utterances:

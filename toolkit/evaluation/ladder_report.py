@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from toolkit.loading import LM_STAGES_IN_ORDER as LM_STAGES
+from toolkit.run_folder import LM_STAGES_IN_ORDER as LM_STAGES
 
 RUNGS = ("hearing", "speaking")
 

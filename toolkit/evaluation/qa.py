@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from toolkit.errors import ToolkitError
-from toolkit.evaluation.inference import MODES, prompt_grid, speech_codes_of, synthesize
+from toolkit.speech_lm.inference import MODES, prompt_grid, speech_codes_of, synthesize
 
 SPLITS = ("test", "text_only")
 QUESTION_VOICE = ("en-us", 165, 50)
@@ -40,15 +40,15 @@ def load_items(corpus: Path, splits: tuple[str, ...] = SPLITS, max_per_split: in
     """QA items per split from ``corpus/qa.jsonl`` (or ``manifest``): at most ``max_per_split``
     of each, taken from the rows' ``domain`` groups in turn (file order within a group), so a
     small sample still covers every kind of question."""
-    from toolkit.data.manifest import read_manifest
+    from toolkit.io import read_jsonl
 
     qa_path = Path(manifest) if manifest else corpus / "qa.jsonl"
     audio_of = {}
     utt_path = corpus / "utterances.jsonl"
     if utt_path.is_file():
-        audio_of = {u["id"]: corpus / u["audio_filepath"] for u in read_manifest(utt_path)}
+        audio_of = {u["id"]: corpus / u["audio_filepath"] for u in read_jsonl(utt_path)}
     out: dict[str, list[QAItem]] = {s: [] for s in splits}
-    rows = list(enumerate(read_manifest(qa_path), start=1))
+    rows = list(enumerate(read_jsonl(qa_path), start=1))
     order = _turn_order(rows)
     for lineno, row in sorted(rows, key=lambda r: order[r[0]]):
         split = row.get("split", "test")
@@ -80,7 +80,7 @@ def _turn_order(rows: list[tuple[int, dict]]) -> dict[int, tuple[int, int]]:
 
 def is_correct(text: str, item: QAItem) -> bool:
     """The judge's containment test of ``key`` or any alias in ``text``."""
-    from toolkit.eval import contains_answer
+    from toolkit.evaluation import contains_answer
 
     keys = [k for k in [item.key, *item.aliases] if k]
     return bool(keys) and contains_answer(text, keys)

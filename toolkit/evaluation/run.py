@@ -1,4 +1,4 @@
-"""The whole evaluation of a run (DESIGN.md section 7): QA accuracy in four modes on the
+"""The whole evaluation of a run: QA accuracy in four modes on the
 ``test`` and ``text_only`` splits, text retention per stage, resynthesis WER, latency, the
 two baselines, example audio; written as ``report.json`` + ``report.md`` with plots."""
 
@@ -10,10 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 
 from toolkit.errors import ToolkitError
-from toolkit.evaluation.inference import MODES, generation_config
+from toolkit.speech_lm.inference import MODES, generation_config
 from toolkit.evaluation.qa import SPLITS, QAItem, accuracy, accuracy_interval, load_items, run_qa
 from toolkit.speech_lm.data import system_prompts
 from toolkit.sampling import SamplingParams
@@ -68,22 +67,22 @@ def _task(progress, description: str, total: int):
 def held_out_texts(corpus: Path, limit: int) -> list[str]:
     """Held-out text for perplexity: transcripts of the ``val``/``test`` sentences (answers of
     test questions when there are none)."""
-    from toolkit.data.manifest import read_manifest
+    from toolkit.io import read_jsonl
 
     texts = []
     if (corpus / "utterances.jsonl").is_file():
-        texts = [u["text"] for u in read_manifest(corpus / "utterances.jsonl")
+        texts = [u["text"] for u in read_jsonl(corpus / "utterances.jsonl")
                  if u.get("split") in ("val", "test") and u.get("task") == "sentence"]
     if not texts and (corpus / "qa.jsonl").is_file():
-        texts = [q["answer"] for q in read_manifest(corpus / "qa.jsonl") if q.get("split") == "test"]
+        texts = [q["answer"] for q in read_jsonl(corpus / "qa.jsonl") if q.get("split") == "test"]
     return texts[:limit]
 
 
 def per_stage(run_dir: Path, lm, measures: dict[str, Callable], progress) -> dict[str, dict]:
     """``{measure: {stage: entry}}``: each measure ``fn(split_model)`` on each LM stage's model
     (loaded once per stage), or a "not run" entry for a stage the run does not have."""
-    from toolkit.loading import LM_STAGES_IN_ORDER, load_stage_model
-    from toolkit.runner import is_complete
+    from toolkit.persist.split_model import load_stage_model
+    from toolkit.run_folder import LM_STAGES_IN_ORDER, is_complete
 
     out: dict[str, dict] = {name: {} for name in measures}
     advance = _task(progress, "per-stage measures", len(LM_STAGES_IN_ORDER))
@@ -133,12 +132,14 @@ def ladder_measure(lm, judge, corpus: Path | None, p: EvalParams, progress) -> t
 
 def _original_trunk(run_dir: Path):
     """The recipe's trunk as it was before any LM stage (None without a recipe)."""
-    from toolkit.loading import build_trunk
-    from toolkit.recipe import load_recipe
+    import yaml
+
+    from toolkit.speech_lm.bundle import build_trunk
 
     if not (run_dir / "recipe.yaml").is_file():
         return None
-    node = load_recipe(run_dir / "recipe.yaml").get("trunk")
+    # the runner saved the recipe resolved (no ${...} left), so plain YAML reads it
+    node = (yaml.safe_load((run_dir / "recipe.yaml").read_text()) or {}).get("trunk")
     return build_trunk(node).eval() if node else None
 
 
@@ -183,10 +184,10 @@ def baseline_no_stage1(p: EvalParams, items, config, judge, progress) -> dict[st
 def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
              manifest: Path | None = None, judge=None) -> dict[str, Any]:
     """Run every measurement and write the report into ``out_dir``; returns the report."""
-    from toolkit.eval import Judge
+    from toolkit.evaluation import Judge
     from toolkit.evaluation.report import write_report
     from toolkit.evaluation.retention import text_view
-    from toolkit.evaluation.speech import cascade, latency, resynthesis
+    from toolkit.evaluation.speech import cascade, latency
 
     start = time.perf_counter()
     bad = [m for m in p.modes if m not in MODES]
@@ -254,14 +255,14 @@ def _stage_measures(lm, judge, run_dir: Path | None, corpus: Path | None, items,
 
 
 def _resynthesis(lm, judge, corpus: Path | None, p: EvalParams, progress) -> dict[str, Any]:
-    from toolkit.data.manifest import read_manifest
+    from toolkit.io import read_jsonl
     from toolkit.evaluation.speech import resynthesis
 
     if lm.tokenizer is None or lm.decoder is None:
         return {"status": "not run", "reason": "the model has no speech tokenizer or decoder"}
     if corpus is None or not (corpus / "utterances.jsonl").is_file():
         return {"status": "not run", "reason": "no corpus/utterances.jsonl"}
-    utts = [u for u in read_manifest(corpus / "utterances.jsonl") if u.get("split") == "test"]
+    utts = [u for u in read_jsonl(corpus / "utterances.jsonl") if u.get("split") == "test"]
     utts = utts[: p.resynthesis_utterances]
     return resynthesis(lm, judge, utts, corpus, _task(progress, "resynthesis", len(utts)))
 

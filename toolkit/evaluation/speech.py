@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from toolkit.evaluation.inference import respond, synthesize
+from toolkit.speech_lm.inference import respond, synthesize
 from toolkit.evaluation.qa import QAItem, is_correct, question_audio
 
 CASCADE_VOICE = ("en-us", 165, 50)
@@ -20,7 +20,7 @@ CASCADE_VOICE = ("en-us", 165, 50)
 def corpus_wer(pairs: list[tuple[str, str]]) -> float | None:
     """Word error rate over ``(reference, hypothesis)`` pairs: total word edits over total
     reference words, after the judge's normalisation; None without reference words."""
-    from toolkit.eval import normalize_text, wer
+    from toolkit.evaluation import normalize_text, wer
 
     if not pairs or not any(normalize_text(ref).split() for ref, _ in pairs):
         return None

@@ -1,7 +1,7 @@
 """Import and export of released MOSS-Speech folders (layout: :mod:`toolkit.formats.moss_layout`).
 
 ``load_moss(folder)`` builds the registered ``moss_speech`` trunk and ``moss_split`` splitter
-(by name, through the registry) into a :class:`toolkit.loading.SpeechLM`; a codec folder
+(by name, through the registry) into a :class:`toolkit.speech_lm.bundle.SpeechLM`; a codec folder
 (``WhisperVQEncoder`` safetensors + config) given as ``codec`` becomes its speech tokenizer.
 ``export_moss(lm, out)`` writes the split model back in the published layout: same tensor
 names, same shards as the source folder, the checkpoint's dtype, and the source's tokenizer
@@ -18,6 +18,8 @@ from torch import Tensor
 from toolkit.errors import ToolkitError
 from toolkit.formats.moss_layout import INDEX_FILE, MODEL_TYPE, SINGLE_FILE, published_name, write_folder
 from toolkit.io import read_json
+from toolkit.registry import build_node
+from toolkit.speech_lm.bundle import SpeechLM, build_split, build_trunk
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 
@@ -40,11 +42,8 @@ SPLITTER_NODE = {"plugin": "moss_split", "params": {}}
 
 
 def load_moss(folder: str | Path, codec: str | Path | None = None, dtype: str = "fp32"):
-    """A MOSS-Speech folder -> :class:`toolkit.loading.SpeechLM` (``tokenizer`` from the
+    """A MOSS-Speech folder -> :class:`toolkit.speech_lm.bundle.SpeechLM` (``tokenizer`` from the
     ``codec`` folder when given; no decoder: the released one is a CosyVoice2 flow model)."""
-    from toolkit.loading import SpeechLM, build_split, build_trunk
-    from toolkit.registry import build_node
-
     node = trunk_node(folder, dtype)
     trunk = build_trunk(node)
     split = build_split(trunk, SPLITTER_NODE)
@@ -111,14 +110,5 @@ def export_moss(lm, out: str | Path) -> Path:
     return out
 
 
-def load_any(path: str | Path, stage: str | None = None):
-    """A MOSS-Speech folder, or anything :func:`toolkit.load` takes."""
-    if is_moss_folder(path):
-        return load_moss(path)
-    from toolkit.loading import load
-
-    return load(path, stage)
-
-
-__all__ = ["is_moss_folder", "load_moss", "export_moss", "load_any", "trunk_node",
+__all__ = ["is_moss_folder", "load_moss", "export_moss", "trunk_node",
            "SPLITTER_NODE", "published_tensors", "copy_side_files", "load_published_into"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
@@ -38,11 +37,6 @@ class LayerKV:
             k[:, :, :self.length] = self.k[:, :, :self.length]
             v[:, :, :self.length] = self.v[:, :, :self.length]
         self.k, self.v = k, v
-
-    def reserve(self, capacity: int, like: Tensor) -> None:
-        """Preallocate room for ``capacity`` positions shaped like ``like[B,Hkv,*,d]``."""
-        if self.k is None or self.k.shape[2] < capacity:
-            self._grow(like, capacity)
 
     def select(self, batch_idx: Tensor) -> None:
         """Keep (and reorder) batch rows ``batch_idx[B']`` (beam search, dropping finished rows)."""
@@ -83,4 +77,4 @@ class KVCache:
     reorder = select
 
 
-__all__ = ["LayerKV", "KVCache", "torch"]
+__all__ = ["LayerKV", "KVCache"]

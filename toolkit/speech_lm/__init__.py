@@ -1,4 +1,4 @@
-"""The modality-split speech LM: dual-channel layout, sequences, loss, generation, training.
+"""The modality-split speech LM: layout, sequences, loss, generation, inference, training module.
 
 - :mod:`~toolkit.speech_lm.layout`: special tokens, the two-channel grid, the split model's
   output and cache types.
@@ -7,7 +7,8 @@
 - :mod:`~toolkit.speech_lm.generate`: the per-sequence modality state machine.
 - :mod:`~toolkit.speech_lm.module`: the Lightning module of the LM stages.
 - :mod:`~toolkit.speech_lm.data`: corpus + speech codes -> batches.
-- :mod:`~toolkit.speech_lm.persist`: saving and loading a stage's model.
+- :mod:`~toolkit.speech_lm.bundle`: :class:`SpeechLM`, the model with its tokenizer and decoder.
+- :mod:`~toolkit.speech_lm.inference`: answer one question in a mode, streaming audio.
 """
 
 from toolkit.speech_lm.generate import GenerationConfig, Generated, generate

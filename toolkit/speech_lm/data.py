@@ -13,11 +13,9 @@ and turns them into examples (:mod:`toolkit.speech_lm.sequences`):
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,19 +23,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from toolkit.contracts import TextTokenizer
 from toolkit.errors import ToolkitError
+from toolkit.io import read_jsonl
 from toolkit.speech_lm.layout import IGNORE, SpecialTokens
 from toolkit.speech_lm.sequences import build_conversation, dialogue_turns, pretraining_example
 
 Example = dict[str, Tensor]
 CodesOf = Callable[[str], Tensor]
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file ([] when it does not exist)."""
-    if not path.is_file():
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 def system_prompts(corpus: Path) -> dict[str, str]:
@@ -46,7 +37,10 @@ def system_prompts(corpus: Path) -> dict[str, str]:
     from toolkit.speech_lm.sequences import MODES
 
     out: dict[str, str] = {}
-    for row in read_jsonl(Path(corpus) / "dialogues.jsonl"):
+    path = Path(corpus) / "dialogues.jsonl"
+    if not path.is_file():  # a corpus without dialogues (e.g. the manifest dataset's)
+        return out
+    for row in read_jsonl(path):
         first = (row.get("turns") or [{}])[0]
         if first.get("role") == "system" and row.get("mode") in MODES:
             out.setdefault(row["mode"], first.get("text") or "")
@@ -236,8 +230,16 @@ class RankAwareBatches:
             self._inner.load_state_dict(state)
 
 
-class ResumableLoader(DataLoader):
-    """A DataLoader whose data position is saved and restored with the training checkpoint."""
+class SamplerStateLoader(DataLoader):
+    """A DataLoader whose data position, saved and restored with the training checkpoint, is
+    its batch sampler's state (:class:`RankAwareBatches`: epoch and batches handed out).
+
+    That is the position of the batches consumed because the LM stages load without workers
+    (nothing is prefetched past the step). The audio stages, whose workers prefetch, use
+    :class:`toolkit.data.loaders.CountingLoader`, which counts consumed batches itself; it would
+    read the sampler's position when built, before the Trainer set up DDP, which
+    :class:`RankAwareBatches` must wait for to read its rank. Both give the same batch order.
+    """
 
     def state_dict(self) -> dict:
         return self.batch_sampler.state_dict()
@@ -247,7 +249,7 @@ class ResumableLoader(DataLoader):
 
 
 def make_loader(examples: list[Example], tokens: SpecialTokens, batch_tokens: int, seed: int,
-                shuffle: bool = True, pad_text_id: int = 0) -> ResumableLoader:
+                shuffle: bool = True, pad_text_id: int = 0) -> SamplerStateLoader:
     """Batches of at most ``batch_tokens`` padded positions, sharded over ranks."""
     if not examples:
         raise ToolkitError("no training examples: the corpus split is empty or every sequence "
@@ -257,9 +259,9 @@ def make_loader(examples: list[Example], tokens: SpecialTokens, batch_tokens: in
         raise ToolkitError(f"batch_tokens={batch_tokens} is smaller than the longest sequence "
                            f"({max(lengths)}); raise batch_tokens or lower max_seq_len")
     sampler = RankAwareBatches(lengths, batch_tokens, seed, shuffle)
-    return ResumableLoader(ExampleDataset(examples), batch_sampler=sampler,
-                           collate_fn=lambda b: collate(b, tokens, pad_text_id))
+    return SamplerStateLoader(ExampleDataset(examples), batch_sampler=sampler,
+                              collate_fn=lambda b: collate(b, tokens, pad_text_id))
 
 
-__all__ = ["read_jsonl", "system_prompts", "distillation_examples", "pretraining_examples", "text_examples", "mix_text", "sft_examples",
-           "drop_long", "collate", "make_loader", "ResumableLoader", "RankAwareBatches"]
+__all__ = ["system_prompts", "distillation_examples", "pretraining_examples", "text_examples", "mix_text", "sft_examples",
+           "drop_long", "collate", "make_loader", "SamplerStateLoader", "RankAwareBatches"]

@@ -1,4 +1,4 @@
-"""The dual-channel sequence layout and the contract of a split model (DESIGN.md section 2).
+"""The dual-channel sequence layout and the contract of a split model.
 
 A sequence is a grid ``ids[L, 2]``: channel 0 holds text ids, channel 1 speech ids, and at each
 position exactly one channel is live. A position is *speech-live* when its text id is

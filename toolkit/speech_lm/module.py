@@ -8,7 +8,6 @@ are left out of the optimizer, which is what keeps stage I's text path bit-ident
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import lightning as L
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 
 from toolkit.errors import ToolkitError
 from toolkit.speech_lm.loss import split_lm_losses
+from toolkit.training.schedule import warmup_cosine
 
 SIDES = ("text", "speech")
 
@@ -49,17 +49,6 @@ def set_trainable(model: nn.Module, sides: tuple[str, ...]) -> dict[str, list[nn
         if side in sides:
             out[side] = [p for _, p in named]
     return out
-
-
-def lr_lambda(warmup: int, max_steps: int, min_ratio: float):
-    """Multiplier of the base LR at optimizer step ``s``."""
-    def factor(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / warmup
-        span = max(1, max_steps - warmup)
-        progress = min(1.0, (step - warmup) / span)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return factor
 
 
 class SplitLMModule(L.LightningModule):
@@ -112,8 +101,8 @@ class SplitLMModule(L.LightningModule):
             raise ToolkitError("nothing to train: no parameter is trainable in this stage")
         opt = torch.optim.AdamW(groups, betas=self.optim.betas, weight_decay=self.optim.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lr_lambda(self.optim.warmup, self.optim.max_steps, self.optim.min_lr_ratio))
+            opt, warmup_cosine(self.optim.warmup, self.optim.max_steps, self.optim.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-__all__ = ["OptimConfig", "SplitLMModule", "set_trainable", "lr_lambda", "SIDES"]
+__all__ = ["OptimConfig", "SplitLMModule", "set_trainable", "SIDES"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError
+from toolkit.run_folder import is_complete
 
 
 @dataclass
@@ -75,8 +76,6 @@ class StageContext:
 
     def output(self, stage_name: str) -> Path:
         """The published output folder of an earlier stage of this run."""
-        from toolkit.runner import is_complete
-
         path = self.run_dir / stage_name
         if not is_complete(path):
             raise ToolkitError(f"stage {self.name} needs the output of stage {stage_name}, "

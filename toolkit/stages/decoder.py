@@ -3,22 +3,22 @@
 The corpus is encoded once with the ``tokenizer`` stage's tokenizer (in the run's shared token
 cache, ``<run>/cache/speech_codes``, which the LM stages read too); each training batch is cropped at
 code boundaries to ``crop_seconds`` and given ``batch["codes"]``. Outputs:
-``decoder.safetensors`` + ``decoder.json``; :func:`load_trained` gets the decoder back.
+``decoder.safetensors`` + ``decoder.json``; ``toolkit.persist.components.load_trained(folder,
+"decoder")`` gets the decoder back.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from toolkit.errors import ToolkitError
 from toolkit.stages import StageContext, stage
-from toolkit.stages.tokenizer import audio_data, load_component, needs_training, save_component
-from toolkit.stages.tokenizer import load_trained as load_trained_tokenizer
+from toolkit.persist.components import load_trained, needs_training, save_component
+from toolkit.stages.shared import audio_data, check_codebook_size, corpus_rows, speech_codes
 
 
 @dataclass
@@ -33,16 +33,9 @@ class DecoderStageParams:
     num_workers: int = 0
 
 
-def load_trained(path: str | Path) -> Any:
-    """The trained decoder of a run folder (``RUN/decoder``) or a decoder stage folder."""
-    return load_component(path, "decoder", "decoder")
-
-
 def corpus_codes(ctx: StageContext, tokenizer: Any) -> dict[str, torch.Tensor]:
     """Codes of every corpus utterance by id, from the run's shared token cache (the one the
     LM stages read), so the corpus is encoded once per tokenizer however many stages use it."""
-    from toolkit.speech_lm.stage_runner import corpus_rows, speech_codes
-
     cache = speech_codes(ctx, tokenizer, corpus_rows(ctx, "utterances.jsonl"), batch_size=16)
     return {uid: cache.get(uid) for uid in cache.ids()}
 
@@ -80,7 +73,8 @@ def run_decoder(ctx: StageContext) -> None:
 
     p: DecoderStageParams = ctx.params
     torch.manual_seed(ctx.seed)
-    tokenizer = load_trained_tokenizer(ctx.output("tokenizer"))
+    tokenizer = load_trained(ctx.output("tokenizer"), "tokenizer")
+    check_codebook_size(ctx.recipe, "decoder", tokenizer.codebook_size)
     decoder = ctx.build("decoder", codebook_size=tokenizer.codebook_size,
                         frame_rate=float(tokenizer.frame_rate))
     if decoder.sample_rate != tokenizer.sample_rate:

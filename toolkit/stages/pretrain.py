@@ -52,17 +52,17 @@ def chatml(user: str, assistant: str) -> str:
 def training_texts(corpus: Path, world_knowledge: bool = True) -> list[str]:
     """Chats of QA items and dialogues, plain texts and sentence transcripts of the training
     splits; with ``world_knowledge`` also the answer statements of the other facts."""
-    from toolkit.data.manifest import read_manifest
+    from toolkit.io import read_jsonl
 
-    qa = read_manifest(corpus / "qa.jsonl")
+    qa = read_jsonl(corpus / "qa.jsonl")
     texts = [chatml(q["question"], q["answer"]) for q in qa if q["split"] in TRAIN_SPLITS]
     if world_knowledge:
         texts += [q["answer"] for q in qa if q["split"] not in TRAIN_SPLITS]
-    for d in read_manifest(corpus / "dialogues.jsonl"):
+    for d in read_jsonl(corpus / "dialogues.jsonl"):
         if d["split"] in TRAIN_SPLITS:
             texts.append("".join(f"<|im_start|>{t['role']}\n{t['text']}<|im_end|>\n" for t in d["turns"]))
-    texts += [t["text"] for t in read_manifest(corpus / "text.jsonl") if t["split"] in TRAIN_SPLITS]
-    texts += [u["text"] for u in read_manifest(corpus / "utterances.jsonl")
+    texts += [t["text"] for t in read_jsonl(corpus / "text.jsonl") if t["split"] in TRAIN_SPLITS]
+    texts += [u["text"] for u in read_jsonl(corpus / "utterances.jsonl")
               if u["split"] in TRAIN_SPLITS and u["task"] == "sentence"]
     return texts
 

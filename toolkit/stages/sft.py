@@ -9,7 +9,7 @@ from toolkit.errors import ToolkitError
 from toolkit.speech_lm import data
 from toolkit.speech_lm.lora import TARGETS as LORA_TARGETS
 from toolkit.speech_lm.sequences import MODES
-from toolkit.speech_lm.stage_runner import (LMStageParams, build_split_model, corpus_rows,
+from toolkit.stages.shared import (LMStageParams, build_split_model, corpus_rows,
                                             load_speech_tokenizer, speech_codes, train_and_save)
 from toolkit.stages import StageContext, stage
 

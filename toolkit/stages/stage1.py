@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from toolkit.speech_lm.stage_runner import (LMStageParams, build_split_model, load_speech_tokenizer,
+from toolkit.stages.shared import (LMStageParams, build_split_model, load_speech_tokenizer,
                                             pretraining_data, train_and_save)
 from toolkit.stages import StageContext, stage
 

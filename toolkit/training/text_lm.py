@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from toolkit.contracts import Trunk
+from toolkit.training.schedule import warmup_cosine
 
 
 class TextLMModule(L.LightningModule):
@@ -30,21 +31,11 @@ class TextLMModule(L.LightningModule):
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.trunk.parameters(), lr=self.lr, betas=(0.9, 0.95),
                                 weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(self.warmup, self.max_steps))
+        # at least one warmup step and two steps in all; decay to 10 %, cosine in float32
+        schedule = warmup_cosine(max(1, self.warmup), max(2, self.max_steps), 0.1,
+                                 float32_cosine=True)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-class warmup_cosine:  # noqa: N801 - a picklable schedule function for DDP spawn
-    """Linear warmup then cosine decay to 10% of the peak."""
-
-    def __init__(self, warmup: int, total: int) -> None:
-        self.warmup, self.total = max(1, warmup), max(2, total)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
 
 
 def lm_loss(logits: Tensor, targets: Tensor, ignore_index: int = -100) -> Tensor:

@@ -43,13 +43,12 @@ def _mode(args: argparse.Namespace) -> str:
 
 def main(args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
     import torch
 
     from toolkit.data.audio import load_audio
-    from toolkit.evaluation.inference import generation_config, respond
-    from toolkit.evaluation.wavstream import StreamingWav
+    from toolkit.speech_lm.inference import generation_config, respond
+    from toolkit.data.wavstream import StreamingWav
     from toolkit.loading import load
     from toolkit.sampling import SamplingParams
 

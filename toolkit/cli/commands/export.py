@@ -19,10 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from toolkit.formats.moss_speech import export_moss, load_any
-    from toolkit.loading import export_model
+    from toolkit.formats.moss_speech import export_moss
+    from toolkit.loading import export_model, load
 
-    lm = load_any(args.model, args.stage)
+    lm = load(args.model, args.stage)
     out = export_moss(lm, args.out) if args.format == "moss-speech" else export_model(lm, args.out)
     print(f"exported {lm.source} -> {out} ({args.format})")
     return 0

@@ -79,15 +79,14 @@ def main(args: argparse.Namespace) -> int:
 
     from toolkit.errors import ToolkitError
     from toolkit.io import atomic_write, write_text
-    from toolkit.stages.decoder import load_trained as load_decoder
-    from toolkit.stages.tokenizer import load_trained as load_tokenizer
+    from toolkit.persist.components import load_trained
 
     torch.set_flush_denormal(True)
     run = Path(args.run_dir)
     for stage in ("tokenizer", "decoder"):
         if not (run / stage / f"{stage}.json").is_file():
             raise ToolkitError(f"{run}: no trained {stage} (run the {stage} stage first)")
-    tokenizer, decoder = load_tokenizer(run), load_decoder(run)
+    tokenizer, decoder = load_trained(run, "tokenizer"), load_trained(run, "decoder")
     wav = read_clip(args.audio, tokenizer.sample_rate, "input")
     if wav.abs().max() < 1e-4:
         print(f"note: {args.audio} is silent")

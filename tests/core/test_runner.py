@@ -5,7 +5,8 @@ from pathlib import Path
 import yaml
 
 from toolkit.cli import main
-from toolkit.runner import MARKER, is_complete, run_recipe
+from toolkit.run_folder import MARKER, is_complete
+from toolkit.runner import run_recipe
 
 
 def test_extension_overrides_and_saved_recipe(recipe_dir: Path, calls: list) -> None:

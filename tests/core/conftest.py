@@ -1,4 +1,4 @@
-"""In-process plugins and stages for the spine tests (real registry, registered by hand)."""
+"""In-process plugins and stages for the core tests (real registry, registered by hand)."""
 
 from dataclasses import dataclass
 from pathlib import Path

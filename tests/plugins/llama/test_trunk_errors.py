@@ -104,7 +104,7 @@ def test_sharded_checkpoint_loads_and_reports_missing_shard(saved, tmp_path):
 
 
 def test_truncated_gguf(tmp_path):
-    from plugins.llama.loading import resolve
+    from plugins.llama.checkpoint import resolve
 
     try:
         source = resolve("smollm2-135m-instruct")
@@ -118,9 +118,9 @@ def test_truncated_gguf(tmp_path):
 
 
 def test_alias_without_its_package(monkeypatch):
-    from plugins.llama import loading
+    from plugins.llama import checkpoint
 
-    monkeypatch.setitem(loading.ALIASES, "ghost-model",
+    monkeypatch.setitem(checkpoint.ALIASES, "ghost-model",
                         ("no_such_package_xyz", "m.gguf", "no-such-package-xyz"))
     assert "no-such-package-xyz" in load_error("ghost-model")
 

@@ -104,7 +104,7 @@ def test_chat_format_and_system_prompts(moss_dir):
 def test_generates_in_four_modes(moss_dir):
     """Greedy answers in S->S, S->T, T->S, T->T: speech answers open with sosp in the prompt,
     carry only codes below eosp, and the first speech step is the reference's argmax."""
-    from toolkit.evaluation.inference import prompt_grid
+    from toolkit.speech_lm.inference import prompt_grid
     from toolkit.sampling import SamplingParams
 
     lm = load_moss(moss_dir)
