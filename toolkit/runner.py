@@ -55,13 +55,15 @@ def make_clock(recipe: dict[str, Any], names: list[str], run_dir: Path) -> timin
     steps = stage_steps(recipe, names)
     precision = resolve_trainer(recipe.get("trainer")).get("precision", "32-true")
     dtype = torch.bfloat16 if str(precision).startswith("bf16") else torch.float32
-    return timing.JobClock(steps, timing.reference_profile(recipe["name"], run_dir),
+    return timing.JobClock(steps, timing.reference_profile(recipe["name"], str(precision), run_dir),
                            matmul_gflops(dtype, seconds=0.3))
 
 
 def save_timings(run_dir: Path, clock: timing.JobClock, recipe: dict[str, Any]) -> None:
     """Add the stages timed so far to ``RUN/timings.json`` (earlier invocations' stages stay)."""
-    profile = clock.profile((recipe.get("trainer") or {}).get("precision"))
+    from toolkit.machine import resolve_trainer
+
+    profile = clock.profile(resolve_trainer(recipe.get("trainer")).get("precision"))
     earlier = timing.read_profile(run_dir / timing.TIMINGS) or {"stages": {}}
     profile["stages"] = {**earlier["stages"], **profile["stages"]}
     write_json(run_dir / timing.TIMINGS, profile)

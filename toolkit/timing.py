@@ -2,7 +2,9 @@
 
 A run writes ``timings.json`` (per stage: seconds, optimizer steps, seconds per step, and the
 machine's matmul throughput in the precision used). The repository ships the profile of a
-measured main job in ``toolkit/profiles/<recipe name>.json``. An estimate for this machine
+measured main job per precision in ``toolkit/profiles/<recipe name>.<precision>.json`` (the
+precision the run computes in: a run in fp32 on a CPU without native bf16 is timed against the
+fp32 profile, not scaled from a bf16 one). An estimate for this machine
 scales each reference stage by the ratio of matmul throughputs (the stages are matmul-bound),
 then, once stages of this run have timed themselves, by how far off the scaled reference was.
 """
@@ -30,10 +32,11 @@ def read_profile(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("stages"), dict) else None
 
 
-def reference_profile(recipe_name: str, run_dir: Path | None = None) -> dict[str, Any] | None:
-    """This run's own earlier timings when it is being resumed, else the shipped profile."""
+def reference_profile(recipe_name: str, precision: str, run_dir: Path | None = None) -> dict[str, Any] | None:
+    """This run's own earlier timings when it is being resumed, else the shipped profile of
+    ``precision`` (a resolved one: ``bf16-mixed``, ``32-true``, ...), else None."""
     own = read_profile(run_dir / TIMINGS) if run_dir is not None else None
-    return own or read_profile(PROFILES / f"{recipe_name}.json")
+    return own or read_profile(PROFILES / f"{recipe_name}.{precision}.json")
 
 
 def format_duration(seconds: float) -> str:

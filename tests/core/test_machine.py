@@ -49,3 +49,13 @@ def test_doctor_prints_the_choice_and_an_estimate(capsys: pytest.CaptureFixture)
     out = capsys.readouterr().out
     assert "GFLOP/s" in out and "auto       precision" in out
     assert "estimate   moss_full" in out and "tokenizer" in out
+
+
+def test_a_run_is_timed_against_the_profile_of_its_own_precision(tmp_path: Path) -> None:
+    from toolkit.timing import reference_profile
+
+    assert reference_profile("moss_full", "32-true")["precision"] == "32-true"
+    assert reference_profile("moss_full", "bf16-mixed")["precision"] == "bf16-mixed"
+    assert reference_profile("moss_full", "16-mixed") is None
+    (tmp_path / "timings.json").write_text('{"precision": "32-true", "stages": {"a": {"seconds": 1}}}')
+    assert reference_profile("moss_full", "bf16-mixed", tmp_path)["stages"] == {"a": {"seconds": 1}}

@@ -15,14 +15,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
 
 
-def estimate_rows(recipe: dict, gflops: float) -> tuple[list[tuple[str, str, str]], float]:
-    """``[(stage, steps, estimate)]`` and the total seconds of the recipe's stages."""
+def estimate_rows(recipe: dict, profile: dict, gflops: float) -> tuple[list[tuple[str, str, str]], float]:
+    """``[(stage, steps, estimate)]`` from ``profile`` and the total seconds of the recipe's stages."""
     from toolkit.recipe import stage_steps
-    from toolkit.timing import JobClock, format_duration, reference_profile
+    from toolkit.timing import JobClock, format_duration
 
     names = list(recipe.get("stages") or [])
     steps = stage_steps(recipe, names)
-    clock = JobClock(steps, reference_profile(recipe["name"]), gflops)
+    clock = JobClock(steps, profile, gflops)
     rows, total = [], 0.0
     for name in names:
         est = clock.scaled_reference(name)
@@ -58,13 +58,15 @@ def main(args: argparse.Namespace) -> int:
     if used != precision:
         print(f"recipe     sets precision {used}")
     gflops = bf16 if str(used).startswith("bf16") else fp32
-    profile = reference_profile(recipe["name"])
+    profile = reference_profile(recipe["name"], str(used))
     if profile is None:
-        print(f"estimate   no measured profile for recipe '{recipe['name']}'")
+        print(f"estimate   no measured profile for recipe '{recipe['name']}' in {used}")
         return 0
-    rows, total = estimate_rows(recipe, gflops)
+    rows, total = estimate_rows(recipe, profile, gflops)
     scaled = "scaled by matmul speed" if profile.get("gflops") else "not scaled"
-    print(f"estimate   {recipe['name']} in {used}: ~{format_duration(total)} ({scaled}; "
+    unknown = [name for name, _, est in rows if est == "no profile"]
+    besides = f" + {', '.join(unknown)} (not in the profile)" if unknown else ""
+    print(f"estimate   {recipe['name']} in {used}: ~{format_duration(total)}{besides} ({scaled}; "
           f"profile measured on: {profile.get('machine', '?')})")
     for name, steps, est in rows:
         print(f"  {name:<10} {steps:>6} steps  {est:>10}")
