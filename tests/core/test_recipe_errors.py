@@ -90,17 +90,15 @@ def test_debug_flag_shows_traceback(tmp_path: Path) -> None:
         main(["--debug", "validate", str(recipe)])
 
 
-def test_invalid_trainer_value_fails_before_any_stage(tmp_path: Path,
+def test_invalid_trainer_value_fails_before_any_stage(tmp_path: Path, calls: list,
                                                       capsys: pytest.CaptureFixture) -> None:
-    from tests.spine.conftest import CALLS
-
-    CALLS.clear()
+    calls.clear()
     recipe = tmp_path / "r.yaml"
     recipe.write_text(GOOD + f"out: {tmp_path / 'run'}\ntrainer: {{strategy: ddp_spawnn}}\n")
     assert main(["run", str(recipe)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "at trainer.strategy:" in err, err
-    assert CALLS == [] and not (tmp_path / "run").exists()
+    assert calls == [] and not (tmp_path / "run").exists()
 
 
 def test_trainer_max_steps_sets_every_training_stage() -> None:
