@@ -43,15 +43,7 @@ def publish(work_dir: Path, final_dir: Path, info: dict[str, Any]) -> None:
 
 def is_complete(folder: Path) -> bool:
     """True when ``folder`` holds a marker whose listed files all exist with their sizes."""
-    marker = folder / MARKER
-    if not marker.is_file():
-        return False
-    try:
-        files = read_json(marker).get("files", {})
-    except (ToolkitError, AttributeError):
-        return False
-    return all((folder / name).is_file() and (folder / name).stat().st_size == size
-               for name, size in files.items())
+    return (folder / MARKER).is_file() and incomplete_reason(folder) is None
 
 
 def is_run_stage(folder: Path) -> bool:

@@ -1,5 +1,8 @@
 """In-process plugins and stages for the core tests (real registry, registered by hand)."""
 
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -83,3 +86,20 @@ def recipe_dir(tmp_path: Path) -> Path:
         "vars: {n: 6}\n"
         f"out: {tmp_path / 'run'}\n")
     return tmp_path
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "toolkit_example_plugin"
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin package pip-installed, as a user would, into a private folder
+    (put it on ``sys.path`` / ``PYTHONPATH`` to use it by its entry-point name)."""
+    target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / FIXTURE.name
+    shutil.copytree(FIXTURE, source)  # setuptools builds in the source folder
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                          "--no-cache-dir", "--quiet", "--target", str(target), str(source)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return target

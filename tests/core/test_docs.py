@@ -11,7 +11,6 @@ Conventions in the docs:
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -89,25 +88,12 @@ def promises(snippet: Snippet) -> tuple[str, list[int]]:
     return "\n" * (snippet.line - 1) + "\n".join(code) + "\n", lines
 
 
-@pytest.fixture(scope="module")
-def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example plugin pip-installed into a private folder (CONTRIBUTING's snippets use it
-    by its entry-point name, as a reader who ran its step 4 would)."""
-    target = tmp_path_factory.mktemp("site")
-    source = tmp_path_factory.mktemp("src") / FIXTURE.name
-    shutil.copytree(FIXTURE, source)  # setuptools builds in the source folder
-    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                          "--no-cache-dir", "--quiet", "--target", str(target), str(source)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return target
-
 
 SNIPPETS = [s for doc in DOCS for s in blocks(doc, "python")]
 
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[f"{s.doc}:{s.line}" for s in SNIPPETS])
-def test_python_snippet_runs_and_prints_its_promises(snippet: Snippet, plugin_path: Path,
+def test_python_snippet_runs_and_prints_its_promises(snippet: Snippet, plugin_site: Path,
                                                      tmp_path: Path) -> None:
     code, promised = promises(snippet)
     if snippet.not_run:
@@ -115,7 +101,7 @@ def test_python_snippet_runs_and_prints_its_promises(snippet: Snippet, plugin_pa
     script = tmp_path / "snippet.py"
     script.write_text(code)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(plugin_path), os.environ.get("PYTHONPATH")) if p)}
+        p for p in (str(plugin_site), os.environ.get("PYTHONPATH")) if p)}
     out = subprocess.run([sys.executable, "-c", DRIVER, str(script), snippet.doc], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

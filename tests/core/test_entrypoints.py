@@ -1,15 +1,11 @@
 """The installed command lines: `lightning run`, the hand-off to Lightning, a third-party plugin."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = ROOT / "tests" / "fixtures" / "toolkit_example_plugin"
 
 
 def run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -41,17 +37,6 @@ def test_unknown_lightning_command_is_reported() -> None:
     out = run("lightning", "deploy", "thing")
     assert out.returncode == 2 and "not a recipe run" in out.stderr
 
-
-@pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Install the example plugin package, as a user would, into a private folder."""
-    target = tmp_path_factory.mktemp("site")
-    source = tmp_path_factory.mktemp("src") / FIXTURE.name
-    shutil.copytree(FIXTURE, source)  # setuptools builds in the source folder
-    out = run(sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-              "--no-cache-dir", "--target", str(target), str(source))
-    assert out.returncode == 0, out.stderr
-    return target
 
 
 def test_third_party_plugin_from_recipe(plugin_site: Path, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ tiny decoder on its codes). The saved tokenizer loads back and encodes the corpu
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = ROOT / "tests/fixtures/toolkit_example_plugin"
 RECIPE = """\
 seed: 0
 data:
@@ -32,26 +29,14 @@ trainer: {accelerator: cpu, devices: 1, precision: 32-true}
 """
 
 
-@pytest.fixture(scope="module")
-def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example plugin pip-installed into a private folder."""
-    target = tmp_path_factory.mktemp("site")
-    source = tmp_path_factory.mktemp("src") / FIXTURE.name
-    shutil.copytree(FIXTURE, source)  # setuptools builds in the source folder
-    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                          "--no-cache-dir", "--quiet", "--target", str(target), str(source)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    return target
 
-
-def test_example_plugin_runs_through_a_recipe(plugin_path: Path, tmp_path: Path,
+def test_example_plugin_runs_through_a_recipe(plugin_site: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from toolkit.data.audio import load_audio
     from toolkit.persist.components import load_trained
     from toolkit.runner import run_recipe
 
-    monkeypatch.syspath_prepend(str(plugin_path))  # its entry point is found from here on
+    monkeypatch.syspath_prepend(str(plugin_site))  # its entry point is found from here on
     recipe = tmp_path / "energy.yaml"
     recipe.write_text(RECIPE + f"out: {tmp_path / 'run'}\n")
     run = run_recipe(recipe)
@@ -78,12 +63,12 @@ def test_example_plugin_runs_through_a_recipe(plugin_path: Path, tmp_path: Path,
     assert len(seen) > 2  # speech and silence give different loudness codes
 
 
-def test_params_checks_run_in_validate(plugin_path: Path, tmp_path: Path) -> None:
+def test_params_checks_run_in_validate(plugin_site: Path, tmp_path: Path) -> None:
     """The guide's promise: ``__post_init__`` range checks are what ``validate`` sees."""
     recipe = tmp_path / "r.yaml"
     recipe.write_text("tokenizer: {plugin: energy, params: {levels: 8}}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(plugin_path), os.environ.get("PYTHONPATH")) if p)}
+        p for p in (str(plugin_site), os.environ.get("PYTHONPATH")) if p)}
     out = subprocess.run([sys.executable, "-m", "toolkit", "validate", str(recipe),
                           "tokenizer.params.levels=1"], env=env, capture_output=True, text=True,
                          timeout=300)
