@@ -7,7 +7,8 @@ settings, ``--steps`` steps (``0``: the recipe's count) and any ``KEY=VALUE`` re
 (e.g. ``stage_args.stage1.speech_init=aligned``), then
 prints the hearing measure: the trained model transcribes held-out utterances of ``--split``
 (``val`` by default: choose designs there, not on ``test``) from their speech codes, next to
-the ASR judge on the original audio. Each try goes into ``RUN_DIR/probes/NAME`` and appends its
+the ASR judge on the original audio, and what the speech input spells by cosine to the text
+embedding (``spelled``: what the hearing CTC loss trains; see toolkit.speech_lm.hearing_ctc). Each try goes into ``RUN_DIR/probes/NAME`` and appends its
 row to ``RUN_DIR/probes/results.jsonl``, so tries can be compared side by side.
 """
 
@@ -45,6 +46,7 @@ def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
                                            score, transcribe)
     from toolkit.persist.components import load_run_component
     from toolkit.persist.split_model import load_stage_model
+    from toolkit.speech_lm.hearing_ctc import greedy_tokens
 
     corpus = run / "corpus"
     utts = ladder_utterances(corpus, split, n)
@@ -53,9 +55,11 @@ def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
     model = load_stage_model(probe / "stage1")[0]
     codes = encode_utterances(load_run_component(run, "tokenizer")[0], utts, corpus)
     heard = transcribe(model, codes)
+    spelled = [model.text_tokenizer.decode(greedy_tokens(model, c)) for c in codes]
     judged = judge_transcripts(Judge(), utts, corpus)
-    return {"lm": score(utts, heard), "judge": score(utts, judged),
-            "samples": [{"text": u["text"], "heard": h} for u, h in list(zip(utts, heard))[:5]]}
+    return {"lm": score(utts, heard), "judge": score(utts, judged), "spelled": score(utts, spelled),
+            "samples": [{"text": u["text"], "heard": h, "spelled": sp}
+                        for u, h, sp in list(zip(utts, heard, spelled))[:5]]}
 
 
 def main() -> None:
@@ -90,7 +94,7 @@ def main() -> None:
     result = hearing(args.run, probe, args.split, args.n)
     metrics = json.loads((probe / "stage1" / "model.json").read_text()).get("metrics", {})
     row = {"name": name, "overrides": args.overrides, "split": args.split, "train_s": round(train_s, 1),
-           "train_loss": metrics.get("train/loss"), **{k: result[k] for k in ("lm", "judge")}}
+           "train_loss": metrics.get("train/loss"), **{k: result[k] for k in ("lm", "judge", "spelled")}}
     with open(args.run / "probes" / "results.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")
     lm, judge = result["lm"], result["judge"]
@@ -98,9 +102,11 @@ def main() -> None:
     print(f"{'':10} {'entity rate':>12} {'WER':>8}")
     print(f"{'LM':10} {lm['entity_rate']:>12.3f} {lm['wer']:>8.3f}")
     print(f"{'judge':10} {judge['entity_rate']:>12.3f} {judge['wer']:>8.3f}")
+    spelled = result["spelled"]  # the speech input read by cosine to the text embedding
+    print(f"{'spelled':10} {spelled['entity_rate']:>12.3f} {spelled['wer']:>8.3f}")
     print(f"{'ratio':10} {lm['entity_rate'] / max(judge['entity_rate'], 1e-9):>12.3f}")
     for s in result["samples"]:
-        print(f"  {s['text']!r} -> {s['heard']!r}")
+        print(f"  {s['text']!r} -> {s['heard']!r} (spelled {s['spelled']!r})")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
+from toolkit.errors import ToolkitError
+
 if TYPE_CHECKING:
     from toolkit.speech_lm.layout import SpecialTokens, SplitCaches, SplitOutput
 
@@ -211,6 +213,15 @@ class SplitModel(nn.Module, ABC):
     @abstractmethod
     def head(self, branch: str, hidden: Tensor) -> Tensor:
         """Logits of ``branch``'s head for normed states ``hidden[..., D]``."""
+
+    def speech_input(self, input_ids: Tensor) -> Tensor:
+        """``input_ids[B,L,2]`` (right-padded, uncached) -> ``[B,L,D]``, what the first shared
+        block receives (the hearing CTC loss reads its speech positions). Default: the
+        embeddings, text or speech per position; a splitter with speech-only layers in front
+        of the shared blocks returns their output."""
+        text_ids, speech_ids = input_ids.unbind(-1)
+        is_speech = (text_ids == self.tokens.modality_pad)[..., None]
+        return torch.where(is_speech, self.speech_embed(speech_ids), self.embed_tokens(text_ids))
 
     @abstractmethod
     def new_caches(self) -> "SplitCaches":

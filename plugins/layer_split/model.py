@@ -20,6 +20,9 @@ from toolkit.nn import AttentionContext, KVCache, positions_and_padding
 from toolkit.params import runtime
 from toolkit.speech_lm.layout import BRANCHES, SpecialTokens, SplitCaches, SplitOutput
 from plugins.layer_split.branches import Branch, run_branches
+from plugins.layer_split.speech_lora import SpeechLoRA
+
+SPEECH_PREFIXES = ("speech_embed.", "speech_adapter.", "speech_lora.", "branches.speech.")
 
 
 class LayerSplitModel(SplitModel):
@@ -50,6 +53,13 @@ class LayerSplitModel(SplitModel):
         """Causal blocks that compose speech embeddings before the shared blocks (speech
         positions only; copies of the trunk's first blocks whose output projections start at
         zero, so they start as the identity). Part of the speech side: stage I trains them."""
+        speech_lora_rank: int = 0
+        """Rank of low-rank adapters on the shared blocks that act on speech positions only
+        (0: none; see :mod:`plugins.layer_split.speech_lora`). Part of the speech side."""
+        speech_lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+        """Linears of each shared block that get a speech adapter."""
+        speech_lora_alpha: float = 16.0
+        """Adapter scale numerator: the delta is ``alpha / rank * B @ A``."""
 
     def __init__(self, params: "LayerSplitModel.Params") -> None:
         super().__init__()
@@ -92,6 +102,8 @@ class LayerSplitModel(SplitModel):
         with torch.no_grad():
             emb_std = float(weight.detach().float().std())
             self.speech_embed.weight.copy_(_normal(self.speech_embed.weight.shape, emb_std, gen))
+        self.speech_lora = (SpeechLoRA(self.shared, params.speech_lora_rank, tuple(params.speech_lora_targets),
+                                       params.speech_lora_alpha, gen) if params.speech_lora_rank else None)
 
     # ------------------------------------------------------------------ public API
     def forward(self, input_ids: Tensor, branches: tuple[str, ...] = BRANCHES,
@@ -124,12 +136,26 @@ class LayerSplitModel(SplitModel):
         ctx = self.context(positions, key_padding, x.dtype)
         if len(self.speech_adapter):
             x = self._adapt(input_ids, x, ctx, caches.adapter if caches is not None else None)
-        for i, block in enumerate(self.shared):
-            x = block(x, ctx, kv=caches.shared[i] if caches is not None else None)
+        x = self._run_shared(input_ids, x, ctx, caches)
         if caches is None:
             out = run_branches([self.branches[b] for b in branches], [x] * len(branches), ctx, None)
             return {b: self.branches[b].norm(h) for b, h in zip(branches, out)}
         return self._cached_branches(branches, x, positions, key_padding, caches)
+
+    def _run_shared(self, input_ids: Tensor, x: Tensor, ctx: AttentionContext,
+                    caches: SplitCaches | None) -> Tensor:
+        """The shared blocks on ``x[B,L,D]``, with the speech adapters on speech positions."""
+        lora = getattr(self, "speech_lora", None)
+        if lora is not None:
+            is_speech = (input_ids[..., 0] == self.tokens.modality_pad)[..., None]
+            lora.speech_mask = is_speech if bool(is_speech.any()) else None
+        try:
+            for i, block in enumerate(self.shared):
+                x = block(x, ctx, kv=caches.shared[i] if caches is not None else None)
+        finally:
+            if lora is not None:
+                lora.speech_mask = None
+        return x
 
     def head(self, branch: str, hidden: Tensor) -> Tensor:
         """Logits of ``branch``'s head for normed states ``hidden[..., D]``."""
@@ -141,6 +167,15 @@ class LayerSplitModel(SplitModel):
         text_ids, speech_ids = input_ids.unbind(-1)
         is_speech = (text_ids == self.tokens.modality_pad)[..., None]
         return torch.where(is_speech, self.speech_embed(speech_ids), self.embed_tokens(text_ids))
+
+    def speech_input(self, input_ids: Tensor) -> Tensor:
+        """``input_ids[B,L,2]`` (right-padded, uncached) -> ``[B,L,D]``: what the shared blocks
+        receive, i.e. the embeddings with the speech adapter's output at speech positions."""
+        x = self.embed(input_ids)
+        if len(self.speech_adapter):
+            positions, key_padding = positions_and_padding(input_ids[..., 0], None, 0)
+            x = self._adapt(input_ids, x, self.context(positions, key_padding, x.dtype), None)
+        return x
 
     def _adapt(self, input_ids: Tensor, x: Tensor, ctx: AttentionContext, cache) -> Tensor:
         """``x[B,L,D]`` with speech positions replaced by the speech adapter's output (text
@@ -165,7 +200,7 @@ class LayerSplitModel(SplitModel):
         and ``speech`` (speech embedding, speech branch). Tied weights appear once."""
         groups: dict[str, list[tuple[str, nn.Parameter]]] = {"text": [], "speech": []}
         for name, p in self.named_parameters():
-            side = "speech" if name.startswith(("speech_embed.", "speech_adapter.", "branches.speech.")) else "text"
+            side = "speech" if name.startswith(SPEECH_PREFIXES) else "text"
             groups[side].append((name, p))
         return groups
 

@@ -155,7 +155,8 @@ class ExampleDataset(Dataset):
 
 
 def collate(examples: list[Example], tokens: SpecialTokens, pad_text_id: int = 0) -> dict[str, Tensor]:
-    """Right-pad examples into ``input_ids[B,L,2]``, ``labels[B,L]``, ``target_modality[B,L]``.
+    """Right-pad examples into ``input_ids[B,L,2]``, ``labels[B,L]``, ``target_modality[B,L]``
+    (plus ``transcript[B,T]`` / ``transcript_lengths[B]`` when some example has a transcript).
 
     Padding comes after every real token, so causal attention needs no mask."""
     longest = max(len(e["input_ids"]) for e in examples)
@@ -168,9 +169,20 @@ def collate(examples: list[Example], tokens: SpecialTokens, pad_text_id: int = 0
         n = len(e["input_ids"])
         ids[i, :n], labels[i, :n], target[i, :n] = e["input_ids"], e["labels"], e["target_modality"]
     batch = {"input_ids": ids, "labels": labels, "target_modality": target}
+    if any("transcript" in e for e in examples):
+        batch.update(_transcripts(examples))
     if any("teacher_ids" in e for e in examples):
         batch.update(_teacher_grids(examples, tokens, pad_text_id, longest))
     return batch
+
+
+def _transcripts(examples: list[Example]) -> dict[str, Tensor]:
+    """``transcript[B,T]`` (zero-padded) and ``transcript_lengths[B]`` (0: the example has none)."""
+    lengths = torch.tensor([len(e.get("transcript", ())) for e in examples], dtype=torch.long)
+    grid = torch.zeros(len(examples), max(int(lengths.max()), 1), dtype=torch.long)
+    for i, e in enumerate(examples):
+        grid[i, : lengths[i]] = e.get("transcript", torch.zeros(0, dtype=torch.long))
+    return {"transcript": grid, "transcript_lengths": lengths}
 
 
 def _teacher_grids(examples: list[Example], tokens: SpecialTokens, pad_text_id: int,

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from toolkit.errors import ToolkitError
+from toolkit.speech_lm.hearing_ctc import hearing_ctc_loss
 from toolkit.speech_lm.loss import split_lm_losses
 from toolkit.training.schedule import warmup_cosine
 
@@ -56,25 +57,33 @@ class SplitLMModule(L.LightningModule):
     (``input_ids[B,L,2]``, ``labels[B,L]``, ``target_modality[B,L]``)."""
 
     def __init__(self, model: nn.Module, optim: OptimConfig, trainable: tuple[str, ...] = SIDES,
-                 distill_weight: float = 0.0) -> None:
+                 distill_weight: float = 0.0, hearing_ctc: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.optim = optim
         self.trainable = tuple(trainable)
         self.distill_weight = distill_weight
+        self.hearing_ctc = hearing_ctc
         set_trainable(model, self.trainable)
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return split_lm_losses(self.model, batch, self.distill_weight)
+        losses = split_lm_losses(self.model, batch, self.distill_weight)
+        if self.hearing_ctc:
+            ctc = hearing_ctc_loss(self.model, batch)
+            if ctc is not None:
+                losses["ctc_loss"] = ctc.detach()
+                losses["loss"] = losses["loss"] + self.hearing_ctc * ctc
+        return losses
 
     def _log_losses(self, prefix: str, losses: dict[str, Tensor], batch: dict[str, Tensor]) -> None:
         n = int((batch["target_modality"] >= 0).sum())
         on_step = prefix == "train"
         self.log(f"{prefix}/loss", losses["loss"].detach(), prog_bar=True, batch_size=n,
                  on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
-        if "distill_loss" in losses:
-            self.log(f"{prefix}/distill_loss", losses["distill_loss"], batch_size=n,
-                     on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
+        for extra in ("distill_loss", "ctc_loss"):
+            if extra in losses:
+                self.log(f"{prefix}/{extra}", losses[extra], batch_size=n,
+                         on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
         for branch in SIDES:
             count = int(losses[f"{branch}_tokens"])
             if count:

@@ -124,6 +124,9 @@ def pretraining_example(kind: str, tok: TextTokenizer, tokens: SpecialTokens, co
     - ``tts``: the text then the speech segment;
     - ``text``: text and an end-of-text id.
 
+    ``asr`` and ``tts`` examples also carry ``transcript[n]``, the text ids the speech says
+    (for :mod:`toolkit.speech_lm.hearing_ctc`).
+
     ``text_targets``: score every text target, only text targets after some speech (stage I,
     where a text target after text alone trains nothing), or none.
     """
@@ -146,7 +149,10 @@ def pretraining_example(kind: str, tok: TextTokenizer, tokens: SpecialTokens, co
         seen_speech = torch.cumsum((~is_text).long(), 0) > 0
         mask &= ~is_text | seen_speech
     labels, target = next_token_targets(ids, mask, tokens)
-    return {"input_ids": ids, "labels": labels, "target_modality": target}
+    example = {"input_ids": ids, "labels": labels, "target_modality": target}
+    if kind in ("asr", "tts") and text:
+        example["transcript"] = torch.as_tensor(tok.encode(text), dtype=torch.long)  # what the speech says
+    return example
 
 
 __all__ = ["Turn", "MODES", "build_conversation", "dialogue_turns", "pretraining_example"]

@@ -47,6 +47,10 @@ class LMStageParams:
     """Weight of the cross-modal distillation loss (0: off): every spoken training question
     is also an S->T chat whose answer distributions must match the T->T chat's
     (:mod:`toolkit.speech_lm.distill`)."""
+    hearing_ctc: float = 0.0
+    """Weight of the hearing CTC loss (0: off): what the shared blocks receive at the speech
+    positions of ASR / TTS examples must spell their transcript in text tokens, by cosine to
+    the text embedding (:mod:`toolkit.speech_lm.hearing_ctc`)."""
     speech_init: Literal["random", "aligned"] = "random"
     """How a fresh speech embedding starts (a stage with ``init_from`` loads it instead):
     the splitter's random rows, or each code's mean text embedding over the training
@@ -131,7 +135,8 @@ def train_and_save(ctx, model: nn.Module, examples: list[dict], params: LMStageP
     optim = OptimConfig(lr=params.lr, text_lr=text_lr, weight_decay=params.weight_decay,
                         warmup=params.warmup, max_steps=params.max_steps,
                         min_lr_ratio=params.min_lr_ratio)
-    module = SplitLMModule(model, optim, trainable, distill_weight=params.distill)
+    module = SplitLMModule(model, optim, trainable, distill_weight=params.distill,
+                           hearing_ctc=params.hearing_ctc)
     trainer = fit(module, loader, ctx.work_dir, lm_trainer_kwargs(ctx.recipe.get("trainer")),
                   max_steps=params.max_steps, ckpt_every=params.ckpt_every)
     if before_save is not None:

@@ -1,0 +1,83 @@
+"""A CTC loss that makes what the shared blocks receive at speech positions spell the transcript
+in the trunk's own text tokens.
+
+Hypothesis behind it: a frozen text trunk is good at copying text it has been shown ("repeat
+after me"). If the speech input at each 80 ms position points in the direction of the text
+embedding of the token being spoken (or of a blank), the trunk reads a speech segment like a
+stuttered spelling of the transcript and transcribing it becomes copying. The next-token loss
+alone gives the speech embedding (and adapter) no direct signal of *which* token a position
+holds; this loss does.
+
+The classifier is the frozen text embedding itself, by cosine: ``logits[t, v] = SCALE *
+cos(x_t, E_v)``, and the blank has the constant logit ``log(V)``: a position that points at no
+token in particular (all cosines near 0) is a blank, and one emits token ``v`` once
+``SCALE * cos`` clears ``log V`` (cos > 0.34 for a 49k vocabulary). It adds no parameter, so
+nothing but the speech side changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+SCALE = 32.0
+"""Cosine logits range over [-32, 32]: enough for a peaked softmax over a 49k vocabulary."""
+
+
+def frame_log_probs(frames: Tensor, table: Tensor) -> Tensor:
+    """``frames[..., D]`` against the text embedding ``table[V, D]`` -> log-probs
+    ``[..., V + 1]``, the blank last."""
+    cos = F.normalize(frames.float(), dim=-1) @ F.normalize(table.detach().float(), dim=-1).T
+    blank = torch.full_like(cos[..., :1], math.log(table.shape[0]))
+    return torch.cat([SCALE * cos, blank], -1).log_softmax(-1)
+
+
+def speech_frames(inputs: Tensor, is_speech: Tensor) -> tuple[Tensor, Tensor]:
+    """Pack each row's speech positions: ``inputs[B,L,D]``, ``is_speech[B,L]`` ->
+    ``frames[B,T,D]`` (zero-padded) and ``lengths[B]``."""
+    lengths = is_speech.sum(1)
+    frames = inputs.new_zeros(inputs.shape[0], int(lengths.max()), inputs.shape[-1])
+    for i in range(inputs.shape[0]):
+        frames[i, : int(lengths[i])] = inputs[i][is_speech[i]]
+    return frames, lengths
+
+
+def hearing_ctc_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor | None:
+    """Mean CTC loss per transcript token over the rows of ``batch`` that carry a
+    ``transcript[B,T]`` (``transcript_lengths[B]`` > 0) and speech; None when none does.
+
+    ``model.speech_input(input_ids)`` gives ``[B,L,D]``, what the shared blocks receive."""
+    if "transcript" not in batch:
+        return None
+    lengths = batch["transcript_lengths"]
+    ids = batch["input_ids"]
+    is_speech = ids[..., 0] == model.tokens.modality_pad
+    rows = (lengths > 0) & is_speech.any(1)
+    if not bool(rows.any()):
+        return None
+    inputs = model.speech_input(ids[rows])
+    frames, frame_lengths = speech_frames(inputs, is_speech[rows])
+    table = model.embed_tokens.weight
+    log_probs = frame_log_probs(frames, table).transpose(0, 1)  # [T, B, V + 1]
+    targets, target_lengths = batch["transcript"][rows], lengths[rows]
+    return F.ctc_loss(log_probs, targets, frame_lengths, target_lengths, blank=table.shape[0],
+                      reduction="mean", zero_infinity=True)
+
+
+@torch.no_grad()
+def greedy_tokens(model: nn.Module, codes: Tensor) -> list[int]:
+    """The text tokens the speech input of ``codes[n]`` spells by best path (repeats
+    collapsed, blanks dropped): what this loss teaches, for inspection."""
+    from toolkit.speech_lm.layout import speech_positions
+
+    grid = speech_positions(codes, model.tokens)[None]
+    frames = model.speech_input(grid)[0][grid[0, :, 0] == model.tokens.modality_pad]
+    best = frame_log_probs(frames, model.embed_tokens.weight).argmax(-1).tolist()
+    blank = model.embed_tokens.weight.shape[0]
+    return [t for j, t in enumerate(best) if t != blank and (j == 0 or t != best[j - 1])]
+
+
+__all__ = ["hearing_ctc_loss", "greedy_tokens", "speech_frames"]
