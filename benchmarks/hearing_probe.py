@@ -8,8 +8,10 @@ settings, ``--steps`` steps (``0``: the recipe's count) and any ``KEY=VALUE`` re
 prints the hearing measure: the trained model transcribes held-out utterances of ``--split``
 (``val`` by default: choose designs there, not on ``test``) from their speech codes, next to
 the ASR judge on the original audio, and what the speech input spells by cosine to the text
-embedding (``spelled``: what the hearing CTC loss trains; see toolkit.speech_lm.hearing_ctc). Each try goes into ``RUN_DIR/probes/NAME`` and appends its
-row to ``RUN_DIR/probes/results.jsonl``, so tries can be compared side by side.
+embedding (``spelled``: what the hearing CTC loss trains; see toolkit.speech_lm.hearing_ctc),
+and what the codes carry at all (the tokenizer's own phoneme head: PER, names unbroken).
+Each try goes into ``RUN_DIR/probes/NAME`` and appends its row to
+``RUN_DIR/probes/results.jsonl``, so tries can be compared side by side.
 """
 
 from __future__ import annotations
@@ -39,6 +41,26 @@ def link_inputs(run: Path, probe: Path) -> None:
             os.symlink((run / name).resolve(), target)
 
 
+def code_phonemes(tokenizer, utts: list[dict], codes: list) -> dict | None:
+    """What the codes themselves carry, read by the tokenizer's own phoneme CTC head (a
+    whisper_vq tokenizer trained with ``ctc_labels: phonemes``; None for others): phoneme
+    error rate against espeak-ng's phonemes of the transcript, and the share of utterances
+    whose name's phonemes appear unbroken. No LM reads a name the codes do not carry."""
+    from toolkit.evaluation.metrics import wer
+
+    head = getattr(tokenizer, "ctc", None)
+    if head is None or getattr(head, "labels", None) != "phonemes":
+        return None
+    vectors = tokenizer.code_vectors()
+    refs, hyps, hits = [], [], 0
+    for u, c in zip(utts, codes):
+        hyp, ref = head.greedy(vectors[c]), head.reference(u["text"])
+        refs.append(" ".join(ref.replace(" ", "_")))  # one "word" per phoneme symbol
+        hyps.append(" ".join(hyp.replace(" ", "_")))
+        hits += head.reference(u["entity"]).replace(" ", "") in hyp.replace(" ", "")
+    return {"per": wer(refs, hyps, normalize=False), "entity_exact": hits / len(utts), "n": len(utts)}
+
+
 def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
     """Hearing of the probe's stage1 model on ``split``, with the judge's ceiling."""
     from toolkit.evaluation import Judge
@@ -53,11 +75,13 @@ def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
     if not utts:
         raise SystemExit(f"{corpus}: no '{split}' utterances with an entity name")
     model = load_stage_model(probe / "stage1")[0]
-    codes = encode_utterances(load_run_component(run, "tokenizer")[0], utts, corpus)
+    tokenizer = load_run_component(run, "tokenizer")[0]
+    codes = encode_utterances(tokenizer, utts, corpus)
     heard = transcribe(model, codes)
     spelled = [model.text_tokenizer.decode(greedy_tokens(model, c)) for c in codes]
     judged = judge_transcripts(Judge(), utts, corpus)
     return {"lm": score(utts, heard), "judge": score(utts, judged), "spelled": score(utts, spelled),
+            "codes": code_phonemes(tokenizer, utts, codes),
             "samples": [{"text": u["text"], "heard": h, "spelled": sp}
                         for u, h, sp in list(zip(utts, heard, spelled))[:5]]}
 
@@ -94,7 +118,7 @@ def main() -> None:
     result = hearing(args.run, probe, args.split, args.n)
     metrics = json.loads((probe / "stage1" / "model.json").read_text()).get("metrics", {})
     row = {"name": name, "overrides": args.overrides, "split": args.split, "train_s": round(train_s, 1),
-           "train_loss": metrics.get("train/loss"), **{k: result[k] for k in ("lm", "judge", "spelled")}}
+           "train_loss": metrics.get("train/loss"), **{k: result[k] for k in ("lm", "judge", "spelled", "codes")}}
     with open(args.run / "probes" / "results.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")
     lm, judge = result["lm"], result["judge"]
@@ -104,6 +128,10 @@ def main() -> None:
     print(f"{'judge':10} {judge['entity_rate']:>12.3f} {judge['wer']:>8.3f}")
     spelled = result["spelled"]  # the speech input read by cosine to the text embedding
     print(f"{'spelled':10} {spelled['entity_rate']:>12.3f} {spelled['wer']:>8.3f}")
+    if result["codes"]:
+        c = result["codes"]
+        print(f"codes: the tokenizer's phoneme head reads them at PER {c['per']:.3f}; a name's "
+              f"phonemes appear unbroken in {c['entity_exact']:.3f} of utterances")
     print(f"{'ratio':10} {lm['entity_rate'] / max(judge['entity_rate'], 1e-9):>12.3f}")
     for s in result["samples"]:
         print(f"  {s['text']!r} -> {s['heard']!r} (spelled {s['spelled']!r})")

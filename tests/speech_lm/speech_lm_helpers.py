@@ -62,3 +62,29 @@ def synthetic_codes(n_utts: int, seed: int = 0) -> dict[str, torch.Tensor]:
     return out
 
 
+def mixed_batch(model, seed=0):
+    """Two grids: five text positions then six speech codes, and the reverse order."""
+    from toolkit.speech_lm import speech_positions, text_positions
+
+    g = torch.Generator().manual_seed(seed)
+    t = model.tokens
+    a = torch.cat([text_positions(torch.randint(0, 250, (5,), generator=g), t),
+                   speech_positions(torch.randint(0, N_CODES, (6,), generator=g), t)])
+    b = torch.cat([speech_positions(torch.randint(0, N_CODES, (6,), generator=g), t),
+                   text_positions(torch.randint(0, 250, (5,), generator=g), t)])
+    return torch.stack([a, b])
+
+
+@torch.no_grad()
+def assert_cached_equals_full(model, grid, prefix: int) -> None:
+    """Feeding ``grid[:, :prefix]`` then one position at a time through KV caches gives the
+    full pass's logits (both branches) at every position."""
+    full = model(grid)
+    caches = model.new_caches()
+    first = model(grid[:, :prefix], caches=caches)
+    torch.testing.assert_close(first.text_logits, full.text_logits[:, :prefix], rtol=1e-5, atol=1e-5)
+    for t in range(prefix, grid.shape[1]):
+        out = model(grid[:, t:t + 1], caches=caches)
+        for branch in ("text", "speech"):
+            torch.testing.assert_close(getattr(out, f"{branch}_logits")[:, 0],
+                                       getattr(full, f"{branch}_logits")[:, t], rtol=1e-5, atol=1e-5)

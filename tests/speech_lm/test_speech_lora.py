@@ -12,23 +12,14 @@ import torch
 import toolkit
 from toolkit.errors import ToolkitError
 from toolkit.persist.split_model import load_into, save_split_model
-from toolkit.speech_lm import speech_positions, text_positions
+from toolkit.speech_lm import text_positions
 
-from speech_lm_helpers import N_CODES, tiny_split, tiny_trunk
+from speech_lm_helpers import N_CODES, assert_cached_equals_full, mixed_batch, tiny_split, tiny_trunk
 
 
 def lora_split(rank: int = 4, **extra):
     return toolkit.build("splitter", "layer_split", trunk=tiny_trunk(), split_at=-2,
                          codebook_size=N_CODES, speech_lora_rank=rank, **extra)
-
-
-def text_then_speech(model, seed: int = 0):
-    """``[2, 11, 2]``: five text positions, six speech codes, then the reverse order."""
-    g = torch.Generator().manual_seed(seed)
-    t = model.tokens
-    text = text_positions(torch.randint(0, 250, (5,), generator=g), t)
-    speech = speech_positions(torch.randint(0, N_CODES, (6,), generator=g), t)
-    return torch.stack([torch.cat([text, speech]), torch.cat([speech, text])])
 
 
 def perturb(model, seed: int = 1) -> None:
@@ -41,7 +32,7 @@ def perturb(model, seed: int = 1) -> None:
 def test_starts_as_identity_then_only_speech_positions_and_what_follows_change():
     _, plain = tiny_split()
     model = lora_split()
-    grid = text_then_speech(model)
+    grid = mixed_batch(model)
     text_only = torch.stack([text_positions(torch.arange(10, 22), model.tokens)])
     with torch.no_grad():
         before = plain(grid)
@@ -57,7 +48,7 @@ def test_starts_as_identity_then_only_speech_positions_and_what_follows_change()
 def test_text_loss_after_speech_trains_the_adapters_and_is_on_the_speech_side():
     model = lora_split()
     perturb(model)
-    model.branches["text"].head(model.forward_hidden(text_then_speech(model))["text"])[1, -1].sum().backward()
+    model.branches["text"].head(model.forward_hidden(mixed_batch(model))["text"])[1, -1].sum().backward()
     speech = {n for n, _ in model.parameter_groups()["speech"]}
     lora = {n for n, _ in model.named_parameters() if n.startswith("speech_lora.")}
     assert lora and lora <= speech
@@ -69,16 +60,7 @@ def test_text_loss_after_speech_trains_the_adapters_and_is_on_the_speech_side():
 def test_cached_forward_equals_full_forward():
     model = lora_split()
     perturb(model)
-    grid = text_then_speech(model)
-    with torch.no_grad():
-        full = model(grid)
-        caches = model.new_caches()
-        first = model(grid[:, :4], caches=caches)
-        rest = [model(grid[:, t:t + 1], caches=caches) for t in range(4, grid.shape[1])]
-    torch.testing.assert_close(first.text_logits, full.text_logits[:, :4], rtol=1e-5, atol=1e-5)
-    for i, out in enumerate(rest, start=4):
-        torch.testing.assert_close(out.speech_logits[:, 0], full.speech_logits[:, i], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(out.text_logits[:, 0], full.text_logits[:, i], rtol=1e-5, atol=1e-5)
+    assert_cached_equals_full(model, mixed_batch(model), prefix=4)
 
 
 def test_saved_speech_side_restores_the_adapters_and_a_copy_has_its_own(tmp_path):
@@ -87,7 +69,7 @@ def test_saved_speech_side_restores_the_adapters_and_a_copy_has_its_own(tmp_path
     save_split_model(model, tmp_path, stage="stage1", contents="speech_side", trunk_node={}, splitter_node={})
     fresh = lora_split()
     load_into(fresh, tmp_path)
-    grid = text_then_speech(model)
+    grid = mixed_batch(model)
     twin = copy.deepcopy(fresh)
     perturb(twin, seed=5)  # a deep copy's hooks must use the copy's adapters, not the original's
     with torch.no_grad():

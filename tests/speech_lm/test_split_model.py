@@ -13,18 +13,7 @@ from toolkit.errors import ToolkitError
 from toolkit.speech_lm import losses_from_logits, speech_positions, split_lm_losses, text_positions
 from toolkit.speech_lm.sequences import pretraining_example
 
-from speech_lm_helpers import N_CODES, ByteChat, tiny_split, tiny_trunk
-
-
-def mixed_batch(model, seed=0):
-    """Two grids: text then speech, and speech then text (same length)."""
-    g = torch.Generator().manual_seed(seed)
-    t = model.tokens
-    a = torch.cat([text_positions(torch.randint(0, 250, (5,), generator=g), t),
-                   speech_positions(torch.randint(0, N_CODES, (6,), generator=g), t)])
-    b = torch.cat([speech_positions(torch.randint(0, N_CODES, (6,), generator=g), t),
-                   text_positions(torch.randint(0, 250, (5,), generator=g), t)])
-    return torch.stack([a, b])
+from speech_lm_helpers import N_CODES, ByteChat, assert_cached_equals_full, mixed_batch, tiny_split, tiny_trunk
 
 
 @pytest.mark.parametrize("branches", [("text",), ("text", "speech")])
@@ -167,11 +156,4 @@ def test_speech_adapter_cached_forward_equals_full_forward():
     with torch.no_grad():
         for p in model.speech_adapter.parameters():
             p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(4)) * 0.1)
-        grid = mixed_batch(model)
-        full = model(grid)
-        caches = model.new_caches()
-        first = model(grid[:, :5], caches=caches)
-        rest = [model(grid[:, t:t + 1], caches=caches) for t in range(5, grid.shape[1])]
-    torch.testing.assert_close(first.text_logits, full.text_logits[:, :5], rtol=1e-5, atol=1e-5)
-    for i, out in enumerate(rest, start=5):
-        torch.testing.assert_close(out.speech_logits[:, 0], full.speech_logits[:, i], rtol=1e-5, atol=1e-5)
+    assert_cached_equals_full(model, mixed_batch(model), prefix=5)
