@@ -216,12 +216,10 @@ class SplitModel(nn.Module, ABC):
 
     def speech_input(self, input_ids: Tensor) -> Tensor:
         """``input_ids[B,L,2]`` (right-padded, uncached) -> ``[B,L,D]``, what the first shared
-        block receives (the hearing CTC loss reads its speech positions). Default: the
-        embeddings, text or speech per position; a splitter with speech-only layers in front
-        of the shared blocks returns their output."""
-        text_ids, speech_ids = input_ids.unbind(-1)
-        is_speech = (text_ids == self.tokens.modality_pad)[..., None]
-        return torch.where(is_speech, self.speech_embed(speech_ids), self.embed_tokens(text_ids))
+        block receives (the hearing CTC loss reads its speech positions). Optional: only
+        ``hearing_ctc`` needs it."""
+        raise ToolkitError(f"splitter {type(self).__name__} does not expose speech_input, which "
+                           "hearing_ctc needs; set hearing_ctc: 0")
 
     @abstractmethod
     def new_caches(self) -> "SplitCaches":

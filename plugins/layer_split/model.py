@@ -145,7 +145,7 @@ class LayerSplitModel(SplitModel):
     def _run_shared(self, input_ids: Tensor, x: Tensor, ctx: AttentionContext,
                     caches: SplitCaches | None) -> Tensor:
         """The shared blocks on ``x[B,L,D]``, with the speech adapters on speech positions."""
-        lora = getattr(self, "speech_lora", None)
+        lora = self.speech_lora
         if lora is not None:
             is_speech = (input_ids[..., 0] == self.tokens.modality_pad)[..., None]
             lora.speech_mask = is_speech if bool(is_speech.any()) else None

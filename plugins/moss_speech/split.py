@@ -69,6 +69,7 @@ class MossSplitModel(LayerSplitModel):
             "speech": Branch(speech_layers, copy.deepcopy(trunk.norm).to("meta"), speech_head),
         })
         self.speech_adapter = nn.ModuleList()
+        self.speech_lora = None
         self._take_speech_state(trunk)
 
     def _take_speech_state(self, trunk: nn.Module) -> None:

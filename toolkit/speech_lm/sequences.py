@@ -131,14 +131,15 @@ def pretraining_example(kind: str, tok: TextTokenizer, tokens: SpecialTokens, co
     where a text target after text alone trains nothing), or none.
     """
     eos = list(tok.eos_ids[:1])
+    text_ids = tok.encode(text) if kind in ("asr", "tts", "text") else []
     if kind == "continuation":
         ids = speech_positions(codes, tokens)
     elif kind == "asr":
-        ids = torch.cat([speech_positions(codes, tokens), text_positions(tok.encode(text) + eos, tokens)])
+        ids = torch.cat([speech_positions(codes, tokens), text_positions(text_ids + eos, tokens)])
     elif kind == "tts":
-        ids = torch.cat([text_positions(tok.encode(text), tokens), speech_positions(codes, tokens)])
+        ids = torch.cat([text_positions(text_ids, tokens), speech_positions(codes, tokens)])
     elif kind == "text":
-        ids = text_positions(tok.encode(text) + eos, tokens)
+        ids = text_positions(text_ids + eos, tokens)
     else:
         raise ToolkitError(f"unknown pre-training kind '{kind}'; kinds: continuation, asr, tts, text")
     mask = torch.ones(len(ids), dtype=torch.bool)
@@ -150,8 +151,8 @@ def pretraining_example(kind: str, tok: TextTokenizer, tokens: SpecialTokens, co
         mask &= ~is_text | seen_speech
     labels, target = next_token_targets(ids, mask, tokens)
     example = {"input_ids": ids, "labels": labels, "target_modality": target}
-    if kind in ("asr", "tts") and text:
-        example["transcript"] = torch.as_tensor(tok.encode(text), dtype=torch.long)  # what the speech says
+    if kind in ("asr", "tts") and text_ids:
+        example["transcript"] = torch.as_tensor(text_ids, dtype=torch.long)  # what the speech says
     return example
 
 
