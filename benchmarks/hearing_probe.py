@@ -41,24 +41,49 @@ def link_inputs(run: Path, probe: Path) -> None:
             os.symlink((run / name).resolve(), target)
 
 
-def code_phonemes(tokenizer, utts: list[dict], codes: list) -> dict | None:
+def phoneme_distance(name: str, heard: str) -> int:
+    """Edit distance of ``name`` against the best-matching stretch of ``heard`` (both phoneme
+    strings): how far the codes are from saying the name somewhere in the utterance."""
+    prev = [0] * (len(heard) + 1)  # a match may start anywhere in heard
+    for i, a in enumerate(name, 1):
+        cur = [i] + [0] * len(heard)
+        for j, b in enumerate(heard, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a != b))
+        prev = cur
+    return min(prev)
+
+
+def code_phonemes(tokenizer, utts: list[dict], codes: list, names: list[str]) -> dict | None:
     """What the codes themselves carry, read by the tokenizer's own phoneme CTC head (a
     whisper_vq tokenizer trained with ``ctc_labels: phonemes``; None for others): phoneme
-    error rate against espeak-ng's phonemes of the transcript, and the share of utterances
-    whose name's phonemes appear unbroken. No LM reads a name the codes do not carry."""
+    error rate against espeak-ng's phonemes of the transcript, the share of utterances whose
+    name's phonemes appear unbroken, and the share whose name is the closest of ``names`` (all
+    the corpus's names) by :func:`phoneme_distance` per phoneme: whether the codes tell the
+    name apart from the others, which is what an LM that learned the names needs."""
     from toolkit.evaluation.metrics import wer
 
     head = getattr(tokenizer, "ctc", None)
     if head is None or getattr(head, "labels", None) != "phonemes":
         return None
     vectors = tokenizer.code_vectors()
-    refs, hyps, hits = [], [], 0
+    spoken = {n: head.reference(n).replace(" ", "") for n in names}
+    refs, hyps, hits, found = [], [], 0, 0
     for u, c in zip(utts, codes):
         hyp, ref = head.greedy(vectors[c]), head.reference(u["text"])
         refs.append(" ".join(ref.replace(" ", "_")))  # one "word" per phoneme symbol
         hyps.append(" ".join(hyp.replace(" ", "_")))
-        hits += head.reference(u["entity"]).replace(" ", "") in hyp.replace(" ", "")
-    return {"per": wer(refs, hyps, normalize=False), "entity_exact": hits / len(utts), "n": len(utts)}
+        heard = hyp.replace(" ", "")
+        hits += spoken[u["entity"]] in heard
+        found += min(names, key=lambda n: phoneme_distance(spoken[n], heard) / max(1, len(spoken[n]))) == u["entity"]
+    return {"per": wer(refs, hyps, normalize=False), "entity_exact": hits / len(utts),
+            "entity_closest": found / len(utts), "names": len(names), "n": len(utts)}
+
+
+def corpus_names(corpus: Path) -> list[str]:
+    """Every name some utterance of ``corpus`` carries (all splits), sorted."""
+    from toolkit.io import read_jsonl
+
+    return sorted({u["entity"] for u in read_jsonl(corpus / "utterances.jsonl") if u.get("entity")})
 
 
 def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
@@ -81,7 +106,7 @@ def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
     spelled = [model.text_tokenizer.decode(greedy_tokens(model, c)) for c in codes]
     judged = judge_transcripts(Judge(), utts, corpus)
     return {"lm": score(utts, heard), "judge": score(utts, judged), "spelled": score(utts, spelled),
-            "codes": code_phonemes(tokenizer, utts, codes),
+            "codes": code_phonemes(tokenizer, utts, codes, corpus_names(corpus)),
             "samples": [{"text": u["text"], "heard": h, "spelled": sp}
                         for u, h, sp in list(zip(utts, heard, spelled))[:5]]}
 
@@ -131,7 +156,8 @@ def main() -> None:
     if result["codes"]:
         c = result["codes"]
         print(f"codes: the tokenizer's phoneme head reads them at PER {c['per']:.3f}; a name's "
-              f"phonemes appear unbroken in {c['entity_exact']:.3f} of utterances")
+              f"phonemes appear unbroken in {c['entity_exact']:.3f} of utterances; the closest of "
+              f"the corpus's {c['names']} names is the right one in {c['entity_closest']:.3f}")
     print(f"{'ratio':10} {lm['entity_rate'] / max(judge['entity_rate'], 1e-9):>12.3f}")
     for s in result["samples"]:
         print(f"  {s['text']!r} -> {s['heard']!r} (spelled {s['spelled']!r})")

@@ -186,6 +186,9 @@ class SplitModel(nn.Module, ABC):
       ``split_at``: index of the first branch block; ``embed_tokens``: text ``nn.Embedding``;
       ``speech_embed``: speech ``nn.Embedding``; ``branches``: ``nn.ModuleDict`` with ``text``
       and ``speech``, each with a ``head`` (``nn.Linear[D, vocab]``).
+    Optional hooks: ``init_code_vectors(vectors[codebook_size, D])``, called by stage I / II
+    on a fresh model with the tokenizer's :meth:`SpeechTokenizer.code_vectors`, and
+    ``merge_code_map()``, called when an LM stage's training ends, before it saves.
     """
 
     tokens: "SpecialTokens"

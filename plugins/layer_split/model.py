@@ -20,9 +20,10 @@ from toolkit.nn import AttentionContext, KVCache, positions_and_padding
 from toolkit.params import runtime
 from toolkit.speech_lm.layout import BRANCHES, SpecialTokens, SplitCaches, SplitOutput
 from plugins.layer_split.branches import Branch, run_branches
+from plugins.layer_split.code_map import CodeMap
 from plugins.layer_split.speech_lora import SpeechLoRA
 
-SPEECH_PREFIXES = ("speech_embed.", "speech_adapter.", "speech_lora.", "branches.speech.")
+SPEECH_PREFIXES = ("speech_embed.", "speech_code_map.", "speech_adapter.", "speech_lora.", "branches.speech.")
 
 
 class LayerSplitModel(SplitModel):
@@ -60,6 +61,10 @@ class LayerSplitModel(SplitModel):
         """Linears of each shared block that get a speech adapter."""
         speech_lora_alpha: float = 16.0
         """Adapter scale numerator: the delta is ``alpha / rank * B @ A``."""
+        speech_code_map: bool = False
+        """While a stage trains a fresh speech embedding, tie its rows to the tokenizer's code
+        vectors through one shared linear map (see :mod:`plugins.layer_split.code_map`);
+        folded into the table when the stage ends."""
 
     def __init__(self, params: "LayerSplitModel.Params") -> None:
         super().__init__()
@@ -104,6 +109,7 @@ class LayerSplitModel(SplitModel):
             self.speech_embed.weight.copy_(_normal(self.speech_embed.weight.shape, emb_std, gen))
         self.speech_lora = (SpeechLoRA(self.shared, params.speech_lora_rank, tuple(params.speech_lora_targets),
                                        params.speech_lora_alpha, gen) if params.speech_lora_rank else None)
+        self.speech_code_map: CodeMap | None = None
 
     # ------------------------------------------------------------------ public API
     def forward(self, input_ids: Tensor, branches: tuple[str, ...] = BRANCHES,
@@ -166,7 +172,29 @@ class LayerSplitModel(SplitModel):
         text channel holds ``modality_pad``."""
         text_ids, speech_ids = input_ids.unbind(-1)
         is_speech = (text_ids == self.tokens.modality_pad)[..., None]
-        return torch.where(is_speech, self.speech_embed(speech_ids), self.embed_tokens(text_ids))
+        speech = self.speech_embed(speech_ids)
+        if self.speech_code_map is not None:
+            speech = speech + self.speech_code_map(speech_ids)
+        return torch.where(is_speech, speech, self.embed_tokens(text_ids))
+
+    def init_code_vectors(self, vectors: Tensor) -> None:
+        """Hook called before a stage trains a fresh speech embedding, with the tokenizer's
+        ``code_vectors()`` ``[codebook_size, C]``: with ``speech_code_map`` on, rows are tied
+        to them until :meth:`merge_code_map`; otherwise nothing."""
+        if not self.params.speech_code_map:
+            return
+        if vectors.shape[0] != self.tokens.speech_vocab_size:
+            raise ToolkitError(f"speech_code_map: {vectors.shape[0]} code vectors for "
+                               f"{self.tokens.speech_vocab_size} speech codes")
+        weight = self.speech_embed.weight
+        self.speech_code_map = CodeMap(vectors, weight.shape[0], weight.shape[1]).to(weight.device, weight.dtype)
+
+    @torch.no_grad()
+    def merge_code_map(self) -> None:
+        """Fold the code map into the speech table (the same embeddings, a plain table)."""
+        if self.speech_code_map is not None:
+            self.speech_embed.weight.add_(self.speech_code_map.table())
+            self.speech_code_map = None
 
     def speech_input(self, input_ids: Tensor) -> Tensor:
         """``input_ids[B,L,2]`` (right-padded, uncached) -> ``[B,L,D]``: what the shared blocks

@@ -139,6 +139,8 @@ def train_and_save(ctx, model: nn.Module, examples: list[dict], params: LMStageP
                            hearing_ctc=params.hearing_ctc)
     trainer = fit(module, loader, ctx.work_dir, lm_trainer_kwargs(ctx.recipe.get("trainer")),
                   max_steps=params.max_steps, ckpt_every=params.ckpt_every)
+    if hasattr(model, "merge_code_map"):
+        model.merge_code_map()
     if before_save is not None:
         before_save(model)
     if trainer.is_global_zero:
@@ -169,14 +171,19 @@ def encoded_utterances(ctx, params: LMStageParams):
 
 def pretraining_data(ctx, model: nn.Module, params: LMStageParams, text_targets: str) -> list[dict]:
     """Stage I / II speech examples: every encoded training utterance, with a task draw of
-    this stage's own (``"<seed>-<stage>"``); with ``speech_init: aligned`` on a model that
-    starts fresh, first its speech embedding from the training transcripts."""
+    this stage's own (``"<seed>-<stage>"``). On a model that starts fresh, first its speech
+    embedding from the training transcripts (``speech_init: aligned``) and the splitter's
+    ``init_code_vectors`` hook with the tokenizer's code vectors, when both have them."""
     utterances, cache = encoded_utterances(ctx, params)
     if params.speech_init == "aligned" and getattr(params, "init_from", None) is None:
         from toolkit.speech_lm.speech_init import init_aligned
 
         train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
         init_aligned(model, ((cache.get(u["id"]), u["text"]) for u in train))
+    if getattr(params, "init_from", None) is None and hasattr(model, "init_code_vectors"):
+        tokenizer = load_speech_tokenizer(ctx)
+        if hasattr(tokenizer, "code_vectors"):
+            model.init_code_vectors(tokenizer.code_vectors())
     examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
                                          params.tasks, f"{ctx.seed}-{ctx.name}",
                                          text_targets=text_targets, targeted=params.targeted)
