@@ -181,7 +181,7 @@ class LayerSplitModel(SplitModel):
         """Hook called before a stage trains a fresh speech embedding, with the tokenizer's
         ``code_vectors()`` ``[codebook_size, C]``: with ``speech_code_map`` on, rows are tied
         to them until :meth:`merge_code_map`; otherwise nothing."""
-        if not self.params.speech_code_map:
+        if not getattr(self.params, "speech_code_map", False):  # a subclass may not have it
             return
         if vectors.shape[0] != self.tokens.speech_vocab_size:
             raise ToolkitError(f"speech_code_map: {vectors.shape[0]} code vectors for "
