@@ -161,29 +161,29 @@ def lm_trainer_kwargs(trainer: dict | None) -> dict:
     return kwargs
 
 
-def encoded_utterances(ctx, params: LMStageParams):
-    """``(utterances, cache)``: the corpus utterances whose audio could be encoded, and the
-    run's speech-code cache (``cache.get(utt_id) -> codes[n]``)."""
+def encoded_utterances(ctx, tokenizer: nn.Module, params: LMStageParams):
+    """``(utterances, cache)``: the corpus utterances whose audio ``tokenizer`` could encode,
+    and the run's speech-code cache (``cache.get(utt_id) -> codes[n]``)."""
     utterances = corpus_rows(ctx, "utterances.jsonl")
-    cache = speech_codes(ctx, load_speech_tokenizer(ctx), utterances, params.encode_batch_size)
+    cache = speech_codes(ctx, tokenizer, utterances, params.encode_batch_size)
     return [u for u in utterances if str(u["id"]) in cache], cache  # unreadable audio is skipped
 
 
-def pretraining_data(ctx, model: nn.Module, params: LMStageParams, text_targets: str) -> list[dict]:
+def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStageParams,
+                     text_targets: str) -> list[dict]:
     """Stage I / II speech examples: every encoded training utterance, with a task draw of
     this stage's own (``"<seed>-<stage>"``). On a model that starts fresh, first its speech
     embedding from the training transcripts (``speech_init: aligned``) and the splitter's
     ``init_code_vectors`` hook with the tokenizer's code vectors, when both have them."""
-    utterances, cache = encoded_utterances(ctx, params)
-    if params.speech_init == "aligned" and getattr(params, "init_from", None) is None:
+    utterances, cache = encoded_utterances(ctx, tokenizer, params)
+    fresh = getattr(params, "init_from", None) is None
+    if params.speech_init == "aligned" and fresh:
         from toolkit.speech_lm.speech_init import init_aligned
 
         train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
         init_aligned(model, ((cache.get(u["id"]), u["text"]) for u in train))
-    if getattr(params, "init_from", None) is None and hasattr(model, "init_code_vectors"):
-        tokenizer = load_speech_tokenizer(ctx)
-        if hasattr(tokenizer, "code_vectors"):
-            model.init_code_vectors(tokenizer.code_vectors())
+    if fresh and hasattr(model, "init_code_vectors") and hasattr(tokenizer, "code_vectors"):
+        model.init_code_vectors(tokenizer.code_vectors())
     examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
                                          params.tasks, f"{ctx.seed}-{ctx.name}",
                                          text_targets=text_targets, targeted=params.targeted)

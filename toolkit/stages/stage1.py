@@ -20,7 +20,8 @@ class Stage1Params(LMStageParams):
 def run(ctx: StageContext) -> None:
     """Stage I: train the speech embedding, branch and head on a frozen text trunk."""
     p: Stage1Params = ctx.params
-    model = build_split_model(ctx, load_speech_tokenizer(ctx).codebook_size, init_from=None)
+    tokenizer = load_speech_tokenizer(ctx)
+    model = build_split_model(ctx, tokenizer.codebook_size, init_from=None)
     # A text target that only follows text trains nothing while the text side is frozen.
-    examples = pretraining_data(ctx, model, p, text_targets="after_speech")
+    examples = pretraining_data(ctx, model, tokenizer, p, text_targets="after_speech")
     train_and_save(ctx, model, examples, p, trainable=("speech",), contents="speech_side")

@@ -31,8 +31,9 @@ TEXT_SPLITS = ("train", "text_only")
 def run(ctx: StageContext) -> None:
     """Stage II: train all parameters on speech, paired and text-only data."""
     p: Stage2Params = ctx.params
-    model = build_split_model(ctx, load_speech_tokenizer(ctx).codebook_size, init_from=p.init_from)
-    examples = pretraining_data(ctx, model, p, text_targets="all")
+    tokenizer = load_speech_tokenizer(ctx)
+    model = build_split_model(ctx, tokenizer.codebook_size, init_from=p.init_from)
+    examples = pretraining_data(ctx, model, tokenizer, p, text_targets="all")
     texts = [r["text"] for r in corpus_rows(ctx, "text.jsonl") if r.get("split", "train") in TEXT_SPLITS]
     text = data.text_examples(texts, model.text_tokenizer, model.tokens)
     examples = data.mix_text(examples, text, p.text_share, ctx.seed)
