@@ -22,8 +22,10 @@ from toolkit.speech_lm.layout import BRANCHES, SpecialTokens, SplitCaches, Split
 from plugins.layer_split.branches import Branch, run_branches
 from plugins.layer_split.code_map import CodeMap
 from plugins.layer_split.speech_lora import SpeechLoRA
+from plugins.layer_split.speech_reader import SpeechReader
 
-SPEECH_PREFIXES = ("speech_embed.", "speech_code_map.", "speech_adapter.", "speech_lora.", "branches.speech.")
+SPEECH_PREFIXES = ("speech_embed.", "speech_code_map.", "speech_reader.", "speech_adapter.", "speech_lora.",
+                   "branches.speech.")
 
 
 class LayerSplitModel(SplitModel):
@@ -54,6 +56,15 @@ class LayerSplitModel(SplitModel):
         """Causal blocks that compose speech embeddings before the shared blocks (speech
         positions only; copies of the trunk's first blocks whose output projections start at
         zero, so they start as the identity). Part of the speech side: stage I trains them."""
+        speech_reader_layers: int = 0
+        """Causal convolution blocks that read the speech embeddings locally before anything
+        else sees them (0: none; see :mod:`plugins.layer_split.speech_reader`). Each sees
+        ``speech_reader_kernel`` codes, so the reader hears ``layers * (kernel - 1) + 1`` codes
+        (13 at 12.5 Hz: about a second). Part of the speech side: stage I trains it."""
+        speech_reader_kernel: int = 5
+        """Taps of each reader convolution."""
+        speech_reader_width: int = 256
+        """Channels of each reader convolution."""
         speech_lora_rank: int = 0
         """Rank of low-rank adapters on the shared blocks that act on speech positions only
         (0: none; see :mod:`plugins.layer_split.speech_lora`). Part of the speech side."""
@@ -110,6 +121,9 @@ class LayerSplitModel(SplitModel):
         self.speech_lora = (SpeechLoRA(self.shared, params.speech_lora_rank, tuple(params.speech_lora_targets),
                                        params.speech_lora_alpha, gen) if params.speech_lora_rank else None)
         self.speech_code_map: CodeMap | None = None
+        self.speech_reader = (SpeechReader(dim, params.speech_reader_layers, params.speech_reader_kernel,
+                                           params.speech_reader_width, gen).to(weight.device, weight.dtype)
+                              if params.speech_reader_layers else None)
 
     # ------------------------------------------------------------------ public API
     def forward(self, input_ids: Tensor, branches: tuple[str, ...] = BRANCHES,
@@ -138,7 +152,7 @@ class LayerSplitModel(SplitModel):
             raise ToolkitError(f"sequence of {past + new} positions is longer than the trunk's "
                                f"context of {self.config.max_position}")
         positions, key_padding = positions_and_padding(input_ids[..., 0], attention_mask, past)
-        x = self.embed(input_ids)
+        x = self._read(input_ids, self.embed(input_ids), caches)
         ctx = self.context(positions, key_padding, x.dtype)
         if len(self.speech_adapter):
             x = self._adapt(input_ids, x, ctx, caches.adapter if caches is not None else None)
@@ -199,11 +213,22 @@ class LayerSplitModel(SplitModel):
     def speech_input(self, input_ids: Tensor) -> Tensor:
         """``input_ids[B,L,2]`` (right-padded, uncached) -> ``[B,L,D]``: what the shared blocks
         receive, i.e. the embeddings with the speech adapter's output at speech positions."""
-        x = self.embed(input_ids)
+        x = self._read(input_ids, self.embed(input_ids), None)
         if len(self.speech_adapter):
             positions, key_padding = positions_and_padding(input_ids[..., 0], None, 0)
             x = self._adapt(input_ids, x, self.context(positions, key_padding, x.dtype), None)
         return x
+
+    def _read(self, input_ids: Tensor, x: Tensor, caches: SplitCaches | None) -> Tensor:
+        """``x[B,L,D]`` with speech positions replaced by the speech reader's output (text
+        positions bit for bit); with ``caches`` the reader continues from their history."""
+        if self.speech_reader is None:
+            return x
+        is_speech = input_ids[..., 0] == self.tokens.modality_pad
+        read, past = self.speech_reader(x, is_speech, caches.reader if caches is not None else None)
+        if caches is not None:
+            caches.reader = past
+        return torch.where(is_speech[..., None], read, x)
 
     def _adapt(self, input_ids: Tensor, x: Tensor, ctx: AttentionContext, cache) -> Tensor:
         """``x[B,L,D]`` with speech positions replaced by the speech adapter's output (text

@@ -71,6 +71,7 @@ class MossSplitModel(LayerSplitModel):
         self.speech_adapter = nn.ModuleList()
         self.speech_lora = None
         self.speech_code_map = None  # its speech embedding is trained, never tied to codes
+        self.speech_reader = None
         self._take_speech_state(trunk)
 
     def _take_speech_state(self, trunk: nn.Module) -> None:

@@ -27,11 +27,13 @@ SCALE = 32.0
 """Cosine logits range over [-32, 32]: enough for a peaked softmax over a 49k vocabulary."""
 
 
-def frame_log_probs(frames: Tensor, table: Tensor) -> Tensor:
+def frame_log_probs(frames: Tensor, table: Tensor, blank_logit: float | None = None) -> Tensor:
     """``frames[..., D]`` against the text embedding ``table[V, D]`` -> log-probs
-    ``[..., V + 1]``, the blank last."""
+    ``[..., V + 1]``, the blank last with logit ``blank_logit`` (default ``log V``; a caller
+    scoring a subset of a vocabulary passes the whole one's)."""
     cos = F.normalize(frames.float(), dim=-1) @ F.normalize(table.detach().float(), dim=-1).T
-    blank = torch.full_like(cos[..., :1], math.log(table.shape[0]))
+    blank_logit = math.log(table.shape[0]) if blank_logit is None else blank_logit
+    blank = torch.full_like(cos[..., :1], blank_logit)
     return torch.cat([SCALE * cos, blank], -1).log_softmax(-1)
 
 
@@ -80,4 +82,4 @@ def greedy_tokens(model: nn.Module, codes: Tensor) -> list[int]:
     return [t for j, t in enumerate(best) if t != blank and (j == 0 or t != best[j - 1])]
 
 
-__all__ = ["hearing_ctc_loss", "greedy_tokens", "speech_frames"]
+__all__ = ["hearing_ctc_loss", "greedy_tokens", "speech_frames", "frame_log_probs"]

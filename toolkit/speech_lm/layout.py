@@ -159,6 +159,9 @@ class SplitCaches:
     """Positions processed by each branch (``<= length``)."""
     adapter: object = None
     """The :class:`toolkit.nn.KVCache` of a splitter's speech input layers, when it has any."""
+    reader: object = None
+    """A splitter's own state for local speech readers (e.g. the last inputs of a causal
+    convolution), when it has one."""
 
 
 __all__ = ["TEXT", "SPEECH", "IGNORE", "BRANCHES", "SpecialTokens", "text_positions",

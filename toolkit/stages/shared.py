@@ -51,6 +51,10 @@ class LMStageParams:
     """Weight of the hearing CTC loss (0: off): what the shared blocks receive at the speech
     positions of ASR / TTS examples must spell their transcript in text tokens, by cosine to
     the text embedding (:mod:`toolkit.speech_lm.hearing_ctc`)."""
+    hearing_warmup: int = 0
+    """Steps of the hearing CTC loss alone, before a fresh model's LM training (0: none):
+    the speech input (embedding, code map, reader) learns to spell the training transcripts
+    in batches of 32 utterances, with no trunk pass (:mod:`toolkit.speech_lm.hearing_warmup`)."""
     speech_init: Literal["random", "aligned"] = "random"
     """How a fresh speech embedding starts (a stage with ``init_from`` loads it instead):
     the splitter's random rows, or each code's mean text embedding over the training
@@ -184,6 +188,9 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
         init_aligned(model, ((cache.get(u["id"]), u["text"]) for u in train))
     if fresh and hasattr(model, "init_code_vectors") and hasattr(tokenizer, "code_vectors"):
         model.init_code_vectors(tokenizer.code_vectors())
+    if fresh and params.hearing_warmup > 0:
+        warm_up(ctx, model, [u for u in utterances if u.get("split", "train") == "train" and u.get("text")],
+                cache, params.hearing_warmup)
     examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
                                          params.tasks, f"{ctx.seed}-{ctx.name}",
                                          text_targets=text_targets, targeted=params.targeted)
@@ -193,6 +200,24 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
                                                model.text_tokenizer, model.tokens,
                                                data.system_prompts(corpus))
     return examples
+
+
+def warm_up(ctx, model: nn.Module, train: list[dict], cache, steps: int) -> None:
+    """The hearing warm-up over the transcribed ``train`` utterances, with a progress bar and
+    its final loss in ``hearing_warmup.json``."""
+    from rich.progress import Progress
+
+    from toolkit.io import write_json
+    from toolkit.speech_lm.hearing_warmup import warm_up_hearing
+
+    tok = model.text_tokenizer
+    pairs = [(cache.get(u["id"]), tok.encode(u["text"])) for u in train]  # as ASR examples encode it
+    with Progress(transient=True) as progress:
+        task = progress.add_task("hearing warm-up", total=steps)
+        loss = warm_up_hearing(model, pairs, steps, seed=ctx.seed,
+                               on_step=lambda step, _: progress.update(task, completed=step))
+    write_json(ctx.work_dir / "hearing_warmup.json", {"steps": steps, "utterances": len(pairs), "final_loss": loss})
+    print(f"{ctx.name}: hearing warm-up, {steps} steps on {len(pairs)} utterances, CTC loss {loss:.3f}")
 
 
 def corpus_rows(ctx: StageContext, name: str) -> list[dict]:
