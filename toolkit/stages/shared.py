@@ -181,16 +181,15 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
     ``init_code_vectors`` hook with the tokenizer's code vectors, when both have them."""
     utterances, cache = encoded_utterances(ctx, tokenizer, params)
     fresh = getattr(params, "init_from", None) is None
+    train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
     if params.speech_init == "aligned" and fresh:
         from toolkit.speech_lm.speech_init import init_aligned
 
-        train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
         init_aligned(model, ((cache.get(u["id"]), u["text"]) for u in train))
     if fresh and hasattr(model, "init_code_vectors") and hasattr(tokenizer, "code_vectors"):
         model.init_code_vectors(tokenizer.code_vectors())
     if fresh and params.hearing_warmup > 0:
-        warm_up(ctx, model, [u for u in utterances if u.get("split", "train") == "train" and u.get("text")],
-                cache, params.hearing_warmup)
+        warm_up(ctx, model, train, cache, params.hearing_warmup)
     examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
                                          params.tasks, f"{ctx.seed}-{ctx.name}",
                                          text_targets=text_targets, targeted=params.targeted)
