@@ -23,13 +23,14 @@ import time
 from pathlib import Path
 
 
-def ensure_inputs(run: Path, recipe: Path) -> None:
-    """Run the corpus and tokenizer stages of ``recipe`` into ``run`` unless complete."""
+def ensure_inputs(run: Path, recipe: Path, overrides: list[str]) -> None:
+    """Run the corpus and tokenizer stages of ``recipe`` with ``overrides`` (e.g. a data or
+    tokenizer setting under test) into ``run`` unless complete."""
     from toolkit.run_folder import is_complete
     from toolkit.runner import run_recipe
 
     if not (is_complete(run / "corpus") and is_complete(run / "tokenizer")):
-        run_recipe(recipe, [f"out={run}"], only=["corpus", "tokenizer"])
+        run_recipe(recipe, [f"out={run}", *overrides], only=["corpus", "tokenizer"])
 
 
 def link_inputs(run: Path, probe: Path) -> None:
@@ -131,7 +132,7 @@ def main() -> None:
 
     from toolkit.runner import run_recipe
 
-    ensure_inputs(args.run, args.recipe)
+    ensure_inputs(args.run, args.recipe, args.overrides)
     name = args.name or ("-".join(o.split(".")[-1] for o in args.overrides) or "recipe")
     probe = args.run / "probes" / name
     for stale in (probe / "stage1", probe / "stage1.partial"):
