@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
+from toolkit.errors import ToolkitError
 from toolkit.speech_lm import data
 from toolkit.speech_lm.module import OptimConfig, SplitLMModule
 from toolkit.persist.split_model import load_into, save_split_model
@@ -94,3 +96,22 @@ def test_stage2_trains_both_sides_with_their_own_learning_rates(tmp_path):
     _, fresh = tiny_split(seed=3)  # different random trunk: every tensor must come from the file
     load_into(fresh, tmp_path / "out")
     assert torch.equal(text_probe(fresh), text_probe(model))
+
+
+def test_frozen_prefixes_hold_part_of_a_training_side(tmp_path):
+    _, model = tiny_split()
+    embed = model.speech_embed.weight.detach().clone()
+    branch = {k: v.clone() for k, v in model.branches["speech"].state_dict().items()}
+    ex = examples_for(model, "stage1")
+    loader = data.make_loader(ex, model.tokens, 256, seed=0, pad_text_id=model.text_tokenizer.pad_id)
+    module = SplitLMModule(model, OptimConfig(lr=3e-3, warmup=1, max_steps=5), ("speech",),
+                           frozen=("speech_embed.",))
+    fit(module, loader, tmp_path, lm_trainer_kwargs(TRAINER), max_steps=5)
+    assert torch.equal(model.speech_embed.weight, embed)
+    assert any(not torch.equal(v, branch[k]) for k, v in model.branches["speech"].state_dict().items())
+
+
+def test_a_frozen_prefix_that_names_nothing_is_one_clear_error():
+    _, model = tiny_split()
+    with pytest.raises(ToolkitError, match="frozen: 'speech_reeder.' names no parameter"):
+        SplitLMModule(model, OptimConfig(), ("speech",), frozen=("speech_reeder.",))

@@ -3,7 +3,8 @@
 What trains is chosen by *side*: ``speech`` (speech embedding, speech branch and head) and
 ``text`` (text embedding, shared blocks, text branch and head). Parameters of a side that does
 not train get ``requires_grad=False`` (so autograd computes no weight gradients for them) and
-are left out of the optimizer, which is what keeps stage I's text path bit-identical.
+are left out of the optimizer, which is what keeps stage I's text path bit-identical. Parts of a
+training side can be held too (``frozen`` name prefixes).
 """
 
 from __future__ import annotations
@@ -37,18 +38,25 @@ class OptimConfig:
     min_lr_ratio: float = 0.1
 
 
-def set_trainable(model: nn.Module, sides: tuple[str, ...]) -> dict[str, list[nn.Parameter]]:
-    """Freeze every parameter not on one of ``sides``; return the trainable ones by side."""
+def set_trainable(model: nn.Module, sides: tuple[str, ...],
+                  frozen: tuple[str, ...] = ()) -> dict[str, list[nn.Parameter]]:
+    """Freeze every parameter not on one of ``sides``, and every one whose name starts with
+    one of the ``frozen`` prefixes (e.g. ``speech_reader.``); return the trainable ones by side."""
     unknown = set(sides) - set(SIDES)
     if unknown:
         raise ToolkitError(f"unknown trainable side '{sorted(unknown)[0]}'; sides: text, speech")
     groups = model.parameter_groups()
+    names = [n for named in groups.values() for n, _ in named]
+    for prefix in frozen:
+        if not any(n.startswith(prefix) for n in names):
+            raise ToolkitError(f"frozen: '{prefix}' names no parameter of the model; names start with "
+                               + ", ".join(sorted({n.split('.')[0] + '.' for n in names})))
     out: dict[str, list[nn.Parameter]] = {}
     for side, named in groups.items():
-        for _, p in named:
-            p.requires_grad_(side in sides)
+        for name, p in named:
+            p.requires_grad_(side in sides and not name.startswith(tuple(frozen)))
         if side in sides:
-            out[side] = [p for _, p in named]
+            out[side] = [p for _, p in named if p.requires_grad]
     return out
 
 
@@ -57,14 +65,16 @@ class SplitLMModule(L.LightningModule):
     (``input_ids[B,L,2]``, ``labels[B,L]``, ``target_modality[B,L]``)."""
 
     def __init__(self, model: nn.Module, optim: OptimConfig, trainable: tuple[str, ...] = SIDES,
-                 distill_weight: float = 0.0, hearing_ctc: float = 0.0) -> None:
+                 distill_weight: float = 0.0, hearing_ctc: float = 0.0,
+                 frozen: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.model = model
         self.optim = optim
         self.trainable = tuple(trainable)
         self.distill_weight = distill_weight
         self.hearing_ctc = hearing_ctc
-        set_trainable(model, self.trainable)
+        self.frozen = tuple(frozen)
+        set_trainable(model, self.trainable, self.frozen)
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         losses = split_lm_losses(self.model, batch, self.distill_weight)
@@ -101,7 +111,7 @@ class SplitLMModule(L.LightningModule):
 
     def configure_optimizers(self):
         groups = []
-        params = set_trainable(self.model, self.trainable)
+        params = set_trainable(self.model, self.trainable, self.frozen)
         for side in SIDES:
             if side in params and params[side]:
                 lr = self.optim.lr if side == "speech" else (self.optim.text_lr or self.optim.lr)

@@ -55,6 +55,10 @@ class LMStageParams:
     """Steps of the hearing CTC loss alone, before a fresh model's LM training (0: none):
     the speech input (embedding, code map, reader) learns to spell the training transcripts
     in batches of 32 utterances, with no trunk pass (:mod:`toolkit.speech_lm.hearing_warmup`)."""
+    frozen: list[str] = field(default_factory=list)
+    """Parameter-name prefixes held fixed in this stage's LM training (after any hearing
+    warm-up), e.g. ``[speech_embed., speech_reader.]``: a warmed-up reader keeps its spelling
+    while the LM loss trains what reads it (speech adapters, speech branch)."""
     speech_init: Literal["random", "aligned"] = "random"
     """How a fresh speech embedding starts (a stage with ``init_from`` loads it instead):
     the splitter's random rows, or each code's mean text embedding over the training
@@ -140,7 +144,7 @@ def train_and_save(ctx, model: nn.Module, examples: list[dict], params: LMStageP
                         warmup=params.warmup, max_steps=params.max_steps,
                         min_lr_ratio=params.min_lr_ratio)
     module = SplitLMModule(model, optim, trainable, distill_weight=params.distill,
-                           hearing_ctc=params.hearing_ctc)
+                           hearing_ctc=params.hearing_ctc, frozen=tuple(params.frozen))
     trainer = fit(module, loader, ctx.work_dir, lm_trainer_kwargs(ctx.recipe.get("trainer")),
                   max_steps=params.max_steps, ckpt_every=params.ckpt_every)
     if hasattr(model, "merge_code_map"):
