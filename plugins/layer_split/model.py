@@ -21,6 +21,7 @@ from toolkit.params import runtime
 from toolkit.speech_lm.layout import BRANCHES, SpecialTokens, SplitCaches, SplitOutput
 from plugins.layer_split.branches import Branch, run_branches
 from plugins.layer_split.code_map import CodeMap
+from plugins.layer_split.speech_compress import CompressState, visible_positions
 from plugins.layer_split.speech_lora import SpeechLoRA
 from plugins.layer_split.speech_reader import SpeechReader
 
@@ -76,6 +77,16 @@ class LayerSplitModel(SplitModel):
         """While a stage trains a fresh speech embedding, tie its rows to the tokenizer's code
         vectors through one shared linear map (see :mod:`plugins.layer_split.code_map`);
         folded into the table when the stage ends."""
+        speech_compress: bool = False
+        """Hide speech frames that spell no new token from everything after the speech input
+        (see :mod:`plugins.layer_split.speech_compress`): the trunk reads one position per
+        spelled token. Meant with a reader trained by the hearing warm-up; an experiment for
+        hearing (speech the model writes is compressed too, so not for speaking yet)."""
+        speech_snap: bool = False
+        """With ``speech_compress``: each visible frame enters the trunk as the exact text
+        embedding of the token it spells (no gradient through the choice), so the trunk reads
+        the spelling as text. A discrete text bottleneck inside the model, close to an ASR
+        cascade: an experiment that measures how far exact reading goes."""
 
     def __init__(self, params: "LayerSplitModel.Params") -> None:
         super().__init__()
@@ -87,6 +98,8 @@ class LayerSplitModel(SplitModel):
         if not 0 < k < n_layers:
             raise ToolkitError(f"split_at={params.split_at} is outside the trunk: it has {n_layers}"
                                f" layers, so use 1..{n_layers - 1} or -{n_layers - 1}..-1")
+        if params.speech_snap and not params.speech_compress:
+            raise ToolkitError("splitter.params.speech_snap needs speech_compress: true (it snaps the visible frames)")
         if params.codebook_size < 1:
             raise ToolkitError(f"codebook_size={params.codebook_size} must be positive")
         self.params = params
@@ -151,8 +164,10 @@ class LayerSplitModel(SplitModel):
         if past + new > self.config.max_position:
             raise ToolkitError(f"sequence of {past + new} positions is longer than the trunk's "
                                f"context of {self.config.max_position}")
-        positions, key_padding = positions_and_padding(input_ids[..., 0], attention_mask, past)
         x = self._read(input_ids, self.embed(input_ids), caches)
+        if self.params.speech_compress:
+            attention_mask, x = self._compress(input_ids, x, attention_mask, caches)
+        positions, key_padding = positions_and_padding(input_ids[..., 0], attention_mask, past)
         ctx = self.context(positions, key_padding, x.dtype)
         if len(self.speech_adapter):
             x = self._adapt(input_ids, x, ctx, caches.adapter if caches is not None else None)
@@ -229,6 +244,27 @@ class LayerSplitModel(SplitModel):
         if caches is not None:
             caches.reader = past
         return torch.where(is_speech[..., None], read, x)
+
+    def _compress(self, input_ids: Tensor, x: Tensor, attention_mask: Tensor | None,
+                  caches: SplitCaches | None) -> tuple[Tensor, Tensor]:
+        """``attention_mask[B,S]`` (None: all real) with the speech frames that spell no new
+        token hidden, and ``x[B,L,D]`` (with ``speech_snap``, spelling frames replaced by their
+        token's text embedding); with ``caches`` earlier positions' visibility comes from them."""
+        from toolkit.speech_lm.hearing_ctc import SCALE
+
+        is_speech = input_ids[..., 0] == self.tokens.modality_pad
+        markers = is_speech & (input_ids[..., 1] == self.tokens.eosp)
+        state = caches.compress if caches is not None else None
+        visible, last, spelled = visible_positions(x, is_speech, markers, self.embed_tokens.weight, SCALE,
+                                                   state.last if state is not None else None)
+        if self.params.speech_snap:
+            snapped = self.embed_tokens(spelled.clamp(min=0)).to(x.dtype)
+            x = torch.where((spelled >= 0)[..., None], snapped, x)
+        if state is not None:
+            visible = torch.cat([state.visible, visible], 1)
+        if caches is not None:
+            caches.compress = CompressState(visible, last)
+        return (visible if attention_mask is None else visible & attention_mask.bool()), x
 
     def _adapt(self, input_ids: Tensor, x: Tensor, ctx: AttentionContext, cache) -> Tensor:
         """``x[B,L,D]`` with speech positions replaced by the speech adapter's output (text

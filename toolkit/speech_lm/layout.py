@@ -162,6 +162,8 @@ class SplitCaches:
     reader: object = None
     """A splitter's own state for local speech readers (e.g. the last inputs of a causal
     convolution), when it has one."""
+    compress: object = None
+    """A splitter's own state for hiding speech positions from later ones, when it has one."""
 
 
 __all__ = ["TEXT", "SPEECH", "IGNORE", "BRANCHES", "SpecialTokens", "text_positions",
