@@ -165,7 +165,7 @@ class LayerSplitModel(SplitModel):
             raise ToolkitError(f"sequence of {past + new} positions is longer than the trunk's "
                                f"context of {self.config.max_position}")
         x = self._read(input_ids, self.embed(input_ids), caches)
-        if self.params.speech_compress:
+        if getattr(self.params, "speech_compress", False):  # a subclass's Params may lack it
             attention_mask, x = self._compress(input_ids, x, attention_mask, caches)
         positions, key_padding = positions_and_padding(input_ids[..., 0], attention_mask, past)
         ctx = self.context(positions, key_padding, x.dtype)
@@ -257,7 +257,7 @@ class LayerSplitModel(SplitModel):
         state = caches.compress if caches is not None else None
         visible, last, spelled = visible_positions(x, is_speech, markers, self.embed_tokens.weight, SCALE,
                                                    state.last if state is not None else None)
-        if self.params.speech_snap:
+        if getattr(self.params, "speech_snap", False):
             snapped = self.embed_tokens(spelled.clamp(min=0)).to(x.dtype)
             x = torch.where((spelled >= 0)[..., None], snapped, x)
         if state is not None:
