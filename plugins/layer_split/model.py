@@ -250,12 +250,10 @@ class LayerSplitModel(SplitModel):
         """``attention_mask[B,S]`` (None: all real) with the speech frames that spell no new
         token hidden, and ``x[B,L,D]`` (with ``speech_snap``, spelling frames replaced by their
         token's text embedding); with ``caches`` earlier positions' visibility comes from them."""
-        from toolkit.speech_lm.hearing_ctc import SCALE
-
         is_speech = input_ids[..., 0] == self.tokens.modality_pad
         markers = is_speech & (input_ids[..., 1] == self.tokens.eosp)
         state = caches.compress if caches is not None else None
-        visible, last, spelled = visible_positions(x, is_speech, markers, self.embed_tokens.weight, SCALE,
+        visible, last, spelled = visible_positions(x, is_speech, markers, self.embed_tokens.weight,
                                                    state.last if state is not None else None)
         if getattr(self.params, "speech_snap", False):
             snapped = self.embed_tokens(spelled.clamp(min=0)).to(x.dtype)

@@ -15,12 +15,12 @@ the same frames as a full pass.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from toolkit.speech_lm.hearing_ctc import frame_logits
 
 CHUNK = 2048
 """Frames scored against the vocabulary at once (bounds the ``[frames, V]`` score matrix)."""
@@ -36,22 +36,18 @@ class CompressState:
 
 
 @torch.no_grad()
-def spelled_tokens(frames: Tensor, table: Tensor, scale: float) -> Tensor:
-    """``frames[N,D]`` -> ``[N]`` the token each frame's cosine classifier picks against the
-    text embedding ``table[V,D]`` (logit ``scale * cos``), or -1 where the blank (logit
-    ``log V``) wins."""
+def spelled_tokens(frames: Tensor, table: Tensor) -> Tensor:
+    """``frames[N,D]`` -> ``[N]`` the token the hearing classifier
+    (:func:`toolkit.speech_lm.hearing_ctc.frame_logits`) picks against the text embedding
+    ``table[V,D]``, or -1 where the blank wins."""
     out = torch.full((frames.shape[0],), -1, dtype=torch.long, device=frames.device)
-    if not frames.shape[0]:
-        return out
-    unit = F.normalize(table.detach().float(), dim=-1)
     for start in range(0, frames.shape[0], CHUNK):
-        chunk = F.normalize(frames[start:start + CHUNK].detach().float(), dim=-1)
-        best, token = (chunk @ unit.T).max(-1)
-        out[start:start + CHUNK] = torch.where(scale * best > math.log(table.shape[0]), token, -1)
+        best = frame_logits(frames[start:start + CHUNK].detach(), table).argmax(-1)
+        out[start:start + CHUNK] = torch.where(best < table.shape[0], best, -1)
     return out
 
 
-def visible_positions(x: Tensor, is_speech: Tensor, keep_speech: Tensor, table: Tensor, scale: float,
+def visible_positions(x: Tensor, is_speech: Tensor, keep_speech: Tensor, table: Tensor,
                       last: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Which of the new positions the trunk may see, and what they spell.
 
@@ -63,7 +59,7 @@ def visible_positions(x: Tensor, is_speech: Tensor, keep_speech: Tensor, table: 
     batch, length = is_speech.shape
     spelled = torch.full((batch, length), -1, dtype=torch.long, device=x.device)
     frames = is_speech & ~keep_speech
-    spelled[frames] = spelled_tokens(x[frames], table, scale)
+    spelled[frames] = spelled_tokens(x[frames], table)
     before = torch.full((batch, 1), -1, dtype=torch.long, device=x.device) if last is None else last[:, None]
     previous = torch.cat([before, spelled[:, :-1]], 1)
     starts = (spelled >= 0) & (spelled != previous)

@@ -27,14 +27,18 @@ SCALE = 32.0
 """Cosine logits range over [-32, 32]: enough for a peaked softmax over a 49k vocabulary."""
 
 
-def frame_log_probs(frames: Tensor, table: Tensor, blank_logit: float | None = None) -> Tensor:
-    """``frames[..., D]`` against the text embedding ``table[V, D]`` -> log-probs
-    ``[..., V + 1]``, the blank last with logit ``blank_logit`` (default ``log V``; a caller
-    scoring a subset of a vocabulary passes the whole one's)."""
+def frame_logits(frames: Tensor, table: Tensor, blank_logit: float | None = None) -> Tensor:
+    """``frames[..., D]`` against the text embedding ``table[V, D]`` -> the classifier's logits
+    ``[..., V + 1]``: ``SCALE * cos`` per token, the blank last with logit ``blank_logit``
+    (default ``log V``; a caller scoring a subset of a vocabulary passes the whole one's)."""
     cos = F.normalize(frames.float(), dim=-1) @ F.normalize(table.detach().float(), dim=-1).T
     blank_logit = math.log(table.shape[0]) if blank_logit is None else blank_logit
-    blank = torch.full_like(cos[..., :1], blank_logit)
-    return torch.cat([SCALE * cos, blank], -1).log_softmax(-1)
+    return torch.cat([SCALE * cos, torch.full_like(cos[..., :1], blank_logit)], -1)
+
+
+def frame_log_probs(frames: Tensor, table: Tensor, blank_logit: float | None = None) -> Tensor:
+    """:func:`frame_logits` as log-probs ``[..., V + 1]``."""
+    return frame_logits(frames, table, blank_logit).log_softmax(-1)
 
 
 def speech_frames(inputs: Tensor, is_speech: Tensor) -> tuple[Tensor, Tensor]:
@@ -77,9 +81,9 @@ def greedy_tokens(model: nn.Module, codes: Tensor) -> list[int]:
 
     grid = speech_positions(codes, model.tokens)[None]
     frames = model.speech_input(grid)[0][grid[0, :, 0] == model.tokens.modality_pad]
-    best = frame_log_probs(frames, model.embed_tokens.weight).argmax(-1).tolist()
+    best = frame_logits(frames, model.embed_tokens.weight).argmax(-1).tolist()
     blank = model.embed_tokens.weight.shape[0]
     return [t for j, t in enumerate(best) if t != blank and (j == 0 or t != best[j - 1])]
 
 
-__all__ = ["hearing_ctc_loss", "greedy_tokens", "speech_frames", "frame_log_probs"]
+__all__ = ["hearing_ctc_loss", "greedy_tokens", "speech_frames", "frame_logits", "frame_log_probs"]
