@@ -1,5 +1,5 @@
 """The quick hearing probe: ``python benchmarks/hearing_probe.py [--run RUN_DIR] [--split val]
-[--n 60] [--steps 60] [--name NAME] [KEY=VALUE ...]``.
+[--n 60] [--steps 60] [--name NAME] [--codes-only] [KEY=VALUE ...]``.
 
 Trains stage I alone on a run's corpus and speech tokenizer (``runs/moss_full`` by default;
 its ``corpus`` and ``tokenizer`` stages are run first when missing) with the recipe's stage1
@@ -11,7 +11,9 @@ the ASR judge on the original audio, and what the speech input spells by cosine 
 embedding (``spelled``: what the hearing CTC loss trains; see toolkit.speech_lm.hearing_ctc),
 and what the codes carry at all (the tokenizer's own phoneme head: PER, names unbroken).
 Each try goes into ``RUN_DIR/probes/NAME`` and appends its row to
-``RUN_DIR/probes/results.jsonl``, so tries can be compared side by side.
+``RUN_DIR/probes/results.jsonl``, so tries can be compared side by side. ``--codes-only``
+trains nothing and prints only the codes line: a tokenizer try (e.g. a new ``--run`` with
+``tokenizer.params.codebook_size=4096``) costs its tokenizer stage and a minute.
 """
 
 from __future__ import annotations
@@ -112,6 +114,25 @@ def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
                         for u, h, sp in list(zip(utts, heard, spelled))[:5]]}
 
 
+def codes_carried(run: Path, split: str, n: int) -> dict | None:
+    """:func:`code_phonemes` of ``run``'s tokenizer on ``n`` utterances of ``split``."""
+    from toolkit.evaluation.ladder import encode_utterances, ladder_utterances
+    from toolkit.persist.components import load_run_component
+
+    utts = ladder_utterances(run / "corpus", split, n)
+    tokenizer = load_run_component(run, "tokenizer")[0]
+    codes = encode_utterances(tokenizer, utts, run / "corpus")
+    return code_phonemes(tokenizer, utts, codes, corpus_names(run / "corpus"))
+
+
+def print_codes(c: dict | None) -> None:
+    """One line on what the codes carry (nothing for a tokenizer without a phoneme head)."""
+    if c:
+        print(f"codes: the tokenizer's phoneme head reads them at PER {c['per']:.3f}; a name's "
+              f"phonemes appear unbroken in {c['entity_exact']:.3f} of utterances; the closest of "
+              f"the corpus's {c['names']} names is the right one in {c['entity_closest']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="runs/moss_full", type=Path,
@@ -121,6 +142,8 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--n", type=int, default=60, help="utterances to transcribe")
     parser.add_argument("--name", default=None, help="the try's folder (default: from the overrides)")
+    parser.add_argument("--codes-only", action="store_true",
+                        help="train nothing: print only what the run's codes carry (a tokenizer try)")
     parser.add_argument("--steps", type=int, default=60,
                         help="stage I steps (the recipe's own count when 0; 60 fit in 10 minutes "
                              "on 2 cores with native bf16)")
@@ -133,6 +156,9 @@ def main() -> None:
     from toolkit.runner import run_recipe
 
     ensure_inputs(args.run, args.recipe, args.overrides)
+    if args.codes_only:
+        print_codes(codes_carried(args.run, args.split, args.n))
+        return
     name = args.name or ("-".join(o.split(".")[-1] for o in args.overrides) or "recipe")
     probe = args.run / "probes" / name
     for stale in (probe / "stage1", probe / "stage1.partial"):
@@ -154,11 +180,7 @@ def main() -> None:
     print(f"{'judge':10} {judge['entity_rate']:>12.3f} {judge['wer']:>8.3f}")
     spelled = result["spelled"]  # the speech input read by cosine to the text embedding
     print(f"{'spelled':10} {spelled['entity_rate']:>12.3f} {spelled['wer']:>8.3f}")
-    if result["codes"]:
-        c = result["codes"]
-        print(f"codes: the tokenizer's phoneme head reads them at PER {c['per']:.3f}; a name's "
-              f"phonemes appear unbroken in {c['entity_exact']:.3f} of utterances; the closest of "
-              f"the corpus's {c['names']} names is the right one in {c['entity_closest']:.3f}")
+    print_codes(result["codes"])
     print(f"{'ratio':10} {lm['entity_rate'] / max(judge['entity_rate'], 1e-9):>12.3f}")
     for s in result["samples"]:
         print(f"  {s['text']!r} -> {s['heard']!r} (spelled {s['spelled']!r})")
