@@ -1,5 +1,5 @@
 """The quick hearing probe: ``python benchmarks/hearing_probe.py [--run RUN_DIR] [--split val]
-[--n 60] [--steps 60] [--name NAME] [--codes-only] [KEY=VALUE ...]``.
+[--n 60] [--steps 60] [--name NAME] [--codes-only | --rescore] [KEY=VALUE ...]``.
 
 Trains stage I alone on a run's corpus and speech tokenizer (``runs/moss_full`` by default;
 its ``corpus`` and ``tokenizer`` stages are run first when missing) with the recipe's stage1
@@ -10,7 +10,8 @@ prints the hearing measure: the trained model transcribes held-out utterances of
 the ASR judge on the original audio, and what the speech input spells by cosine to the text
 embedding (``spelled``: what the hearing CTC loss trains; see toolkit.speech_lm.hearing_ctc),
 and what the codes carry at all (the tokenizer's own phoneme head: PER, names unbroken).
-Each try goes into ``RUN_DIR/probes/NAME`` and appends its row to
+Each try goes into ``RUN_DIR/probes/NAME`` (with ``hearing.jsonl``: every utterance's text,
+name, the LM's transcript, the spelling and the judge's transcript) and appends its row to
 ``RUN_DIR/probes/results.jsonl``, so tries can be compared side by side. ``--codes-only``
 trains nothing and prints only the codes line: a tokenizer try (e.g. a new ``--run`` with
 ``tokenizer.params.codebook_size=4096``) costs its tokenizer stage and a minute.
@@ -110,8 +111,8 @@ def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
     judged = judge_transcripts(Judge(), utts, corpus)
     return {"lm": score(utts, heard), "judge": score(utts, judged), "spelled": score(utts, spelled),
             "codes": code_phonemes(tokenizer, utts, codes, corpus_names(corpus)),
-            "samples": [{"text": u["text"], "heard": h, "spelled": sp}
-                        for u, h, sp in list(zip(utts, heard, spelled))[:5]]}
+            "samples": [{"text": u["text"], "entity": u["entity"], "heard": h, "spelled": sp, "judge": j}
+                        for u, h, sp, j in zip(utts, heard, spelled, judged)]}
 
 
 def codes_carried(run: Path, split: str, n: int) -> dict | None:
@@ -144,6 +145,8 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="the try's folder (default: from the overrides)")
     parser.add_argument("--codes-only", action="store_true",
                         help="train nothing: print only what the run's codes carry (a tokenizer try)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="train nothing: measure the try --name trained before (e.g. to get its hearing.jsonl)")
     parser.add_argument("--steps", type=int, default=60,
                         help="stage I steps (the recipe's own count when 0; 60 fit in 10 minutes "
                              "on 2 cores with native bf16)")
@@ -153,6 +156,8 @@ def main() -> None:
 
     import shutil
 
+    from toolkit.io import write_text
+    from toolkit.run_folder import is_complete
     from toolkit.runner import run_recipe
 
     ensure_inputs(args.run, args.recipe, args.overrides)
@@ -161,20 +166,26 @@ def main() -> None:
         return
     name = args.name or ("-".join(o.split(".")[-1] for o in args.overrides) or "recipe")
     probe = args.run / "probes" / name
-    for stale in (probe / "stage1", probe / "stage1.partial"):
-        shutil.rmtree(stale, ignore_errors=True)
-    link_inputs(args.run, probe)
-    start = time.perf_counter()
-    run_recipe(args.recipe, [f"out={probe}", *args.overrides], only=["stage1"])
-    train_s = time.perf_counter() - start
+    train_s = None
+    if not args.rescore:
+        for stale in (probe / "stage1", probe / "stage1.partial"):
+            shutil.rmtree(stale, ignore_errors=True)
+        link_inputs(args.run, probe)
+        start = time.perf_counter()
+        run_recipe(args.recipe, [f"out={probe}", *args.overrides], only=["stage1"])
+        train_s = round(time.perf_counter() - start, 1)
+    elif not is_complete(probe / "stage1"):
+        raise SystemExit(f"--rescore: {probe / 'stage1'} is not a finished stage I")
     result = hearing(args.run, probe, args.split, args.n)
     metrics = json.loads((probe / "stage1" / "model.json").read_text()).get("metrics", {})
-    row = {"name": name, "overrides": args.overrides, "split": args.split, "train_s": round(train_s, 1),
+    row = {"name": name, "overrides": args.overrides, "split": args.split, "train_s": train_s,
            "train_loss": metrics.get("train/loss"), **{k: result[k] for k in ("lm", "judge", "spelled", "codes")}}
+    write_text(probe / "hearing.jsonl", "".join(json.dumps(r) + "\n" for r in result["samples"]))
     with open(args.run / "probes" / "results.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")
     lm, judge = result["lm"], result["judge"]
-    print(f"\nhearing probe '{name}' on {lm['n']} {args.split} utterances (stage1 {train_s:.0f} s)")
+    print(f"\nhearing probe '{name}' on {lm['n']} {args.split} utterances "
+          f"({'stage1 reused' if train_s is None else f'stage1 {train_s:.0f} s'})")
     print(f"{'':10} {'entity rate':>12} {'WER':>8}")
     print(f"{'LM':10} {lm['entity_rate']:>12.3f} {lm['wer']:>8.3f}")
     print(f"{'judge':10} {judge['entity_rate']:>12.3f} {judge['wer']:>8.3f}")
@@ -182,7 +193,7 @@ def main() -> None:
     print(f"{'spelled':10} {spelled['entity_rate']:>12.3f} {spelled['wer']:>8.3f}")
     print_codes(result["codes"])
     print(f"{'ratio':10} {lm['entity_rate'] / max(judge['entity_rate'], 1e-9):>12.3f}")
-    for s in result["samples"]:
+    for s in result["samples"][:5]:
         print(f"  {s['text']!r} -> {s['heard']!r} (spelled {s['spelled']!r})")
 
 
