@@ -90,40 +90,40 @@ def corpus_names(corpus: Path) -> list[str]:
     return sorted({u["entity"] for u in read_jsonl(corpus / "utterances.jsonl") if u.get("entity")})
 
 
-def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
-    """Hearing of the probe's stage1 model on ``split``, with the judge's ceiling."""
-    from toolkit.evaluation import Judge
-    from toolkit.evaluation.ladder import (encode_utterances, judge_transcripts, ladder_utterances,
-                                           score, transcribe)
-    from toolkit.persist.components import load_run_component
-    from toolkit.persist.split_model import load_stage_model
-    from toolkit.speech_lm.hearing_ctc import greedy_tokens
-
-    corpus = run / "corpus"
-    utts = ladder_utterances(corpus, split, n)
-    if not utts:
-        raise SystemExit(f"{corpus}: no '{split}' utterances with an entity name")
-    model = load_stage_model(probe / "stage1")[0]
-    tokenizer = load_run_component(run, "tokenizer")[0]
-    codes = encode_utterances(tokenizer, utts, corpus)
-    heard = transcribe(model, codes)
-    spelled = [model.text_tokenizer.decode(greedy_tokens(model, c)) for c in codes]
-    judged = judge_transcripts(Judge(), utts, corpus)
-    return {"lm": score(utts, heard), "judge": score(utts, judged), "spelled": score(utts, spelled),
-            "codes": code_phonemes(tokenizer, utts, codes, corpus_names(corpus)),
-            "samples": [{"text": u["text"], "entity": u["entity"], "heard": h, "spelled": sp, "judge": j}
-                        for u, h, sp, j in zip(utts, heard, spelled, judged)]}
-
-
-def codes_carried(run: Path, split: str, n: int) -> dict | None:
-    """:func:`code_phonemes` of ``run``'s tokenizer on ``n`` utterances of ``split``."""
+def encoded_utterances(run: Path, split: str, n: int) -> tuple[list[dict], object, list]:
+    """``n`` named utterances of ``run``'s ``split``, its tokenizer and their codes."""
     from toolkit.evaluation.ladder import encode_utterances, ladder_utterances
     from toolkit.persist.components import load_run_component
 
     utts = ladder_utterances(run / "corpus", split, n)
+    if not utts:
+        raise SystemExit(f"{run / 'corpus'}: no '{split}' utterances with an entity name")
     tokenizer = load_run_component(run, "tokenizer")[0]
-    codes = encode_utterances(tokenizer, utts, run / "corpus")
+    return utts, tokenizer, encode_utterances(tokenizer, utts, run / "corpus")
+
+
+def codes_carried(run: Path, split: str, n: int) -> dict | None:
+    """:func:`code_phonemes` of ``run``'s tokenizer on ``n`` utterances of ``split``."""
+    utts, tokenizer, codes = encoded_utterances(run, split, n)
     return code_phonemes(tokenizer, utts, codes, corpus_names(run / "corpus"))
+
+
+def hearing(run: Path, probe: Path, split: str, n: int) -> dict:
+    """Hearing of the probe's stage1 model on ``split``, with the judge's ceiling."""
+    from toolkit.evaluation import Judge
+    from toolkit.evaluation.ladder import judge_transcripts, score, transcribe
+    from toolkit.persist.split_model import load_stage_model
+    from toolkit.speech_lm.hearing_ctc import greedy_tokens
+
+    utts, tokenizer, codes = encoded_utterances(run, split, n)
+    model = load_stage_model(probe / "stage1")[0]
+    heard = transcribe(model, codes)
+    spelled = [model.text_tokenizer.decode(greedy_tokens(model, c)) for c in codes]
+    judged = judge_transcripts(Judge(), utts, run / "corpus")
+    return {"lm": score(utts, heard), "judge": score(utts, judged), "spelled": score(utts, spelled),
+            "codes": code_phonemes(tokenizer, utts, codes, corpus_names(run / "corpus")),
+            "samples": [{"text": u["text"], "entity": u["entity"], "heard": h, "spelled": sp, "judge": j}
+                        for u, h, sp, j in zip(utts, heard, spelled, judged)]}
 
 
 def print_codes(c: dict | None) -> None:
