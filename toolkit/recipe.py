@@ -72,6 +72,24 @@ def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
     return OmegaConf.merge(merged, cfg)
 
 
+def recipe_lineage(path: str | Path) -> list[str]:
+    """The file stems of the recipe at ``path`` and of every recipe it extends, nearest first
+    (``moss_full_hearing.yaml`` -> ``["moss_full_hearing", "moss_full"]``): a derived recipe
+    with no measured profile of its own is timed against its base's."""
+    path = Path(path).resolve()
+    names, todo, seen = [], [path], set()
+    while todo:
+        current = todo.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        names.append(current.stem)
+        base = _read_yaml(current, "extends" if names[1:] else "").get("extends")
+        bases = [base] if isinstance(base, str) else list(base or [])
+        todo += [current.parent / b for b in bases if isinstance(b, str)]
+    return names
+
+
 def parse_overrides(overrides: list[str]) -> DictConfig:
     """``["trainer.max_steps=5", "out=/tmp/r"]`` -> a config to merge on top."""
     for item in overrides:

@@ -23,7 +23,8 @@ from typing import Any
 
 from toolkit import timing
 from toolkit.io import write_json, write_text
-from toolkit.recipe import dump_recipe, load_recipe, stage_params, stage_steps, validate_recipe
+from toolkit.recipe import dump_recipe, load_recipe, recipe_lineage, stage_params, stage_steps, \
+    validate_recipe
 from toolkit.run_folder import is_complete, publish
 from toolkit.stages import StageContext, registered
 from toolkit.training.quiet import stage_log
@@ -46,8 +47,10 @@ def prepare(recipe_path: str | Path, overrides: list[str] | None = None) -> dict
     return recipe
 
 
-def make_clock(recipe: dict[str, Any], names: list[str], run_dir: Path) -> timing.JobClock:
-    """A clock for this run's stages, with this machine's matmul throughput in its precision."""
+def make_clock(recipe: dict[str, Any], names: list[str], run_dir: Path,
+               lineage: list[str] = ()) -> timing.JobClock:
+    """A clock for this run's stages, with this machine's matmul throughput in its precision;
+    ``lineage``: the recipes it extends, whose profiles stand in when it has none."""
     import torch
 
     from toolkit.machine import matmul_gflops, resolve_trainer
@@ -55,7 +58,7 @@ def make_clock(recipe: dict[str, Any], names: list[str], run_dir: Path) -> timin
     steps = stage_steps(recipe, names)
     precision = resolve_trainer(recipe.get("trainer")).get("precision", "32-true")
     dtype = torch.bfloat16 if str(precision).startswith("bf16") else torch.float32
-    return timing.JobClock(steps, timing.reference_profile(recipe["name"], str(precision), run_dir),
+    return timing.JobClock(steps, timing.reference_profile([recipe["name"], *lineage], str(precision), run_dir),
                            matmul_gflops(dtype, seconds=0.3))
 
 
@@ -104,7 +107,7 @@ def run_recipe(recipe_path: str | Path, overrides: list[str] | None = None,
     names = [n for n in recipe.get("stages") or [] if not only or n in only]
     console.print(f"[bold]run[/bold] {recipe['name']} -> {run_dir}  stages: {', '.join(names)}")
     console.print(describe_choices(recipe.get("trainer")), soft_wrap=True, markup=False)
-    clock = make_clock(recipe, names, run_dir)
+    clock = make_clock(recipe, names, run_dir, recipe_lineage(recipe_path))
     summary = []
     upstream_ran = False  # a stage that ran makes the complete outputs after it stale
     with stop_on_signals(), timing.running(clock):

@@ -12,7 +12,7 @@ then, once stages of this run have timed themselves, by how far off the scaled r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +32,21 @@ def read_profile(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("stages"), dict) else None
 
 
-def reference_profile(recipe_name: str, precision: str, run_dir: Path | None = None) -> dict[str, Any] | None:
+def reference_profile(recipe_names: str | Sequence[str], precision: str,
+                      run_dir: Path | None = None) -> dict[str, Any] | None:
     """This run's own earlier timings when it is being resumed, else the shipped profile of
-    ``precision`` (a resolved one: ``bf16-mixed``, ``32-true``, ...), else None."""
+    ``precision`` (a resolved one: ``bf16-mixed``, ``32-true``, ...) of the first of
+    ``recipe_names`` (a recipe, then the recipes it extends) that has one, else None. The
+    profile's ``recipe`` names the recipe it was measured for."""
+    names = [recipe_names] if isinstance(recipe_names, str) else list(recipe_names)
     own = read_profile(run_dir / TIMINGS) if run_dir is not None else None
-    return own or read_profile(PROFILES / f"{recipe_name}.{precision}.json")
+    if own is not None:
+        return {"recipe": names[0], **own}
+    for name in names:
+        shipped = read_profile(PROFILES / f"{name}.{precision}.json")
+        if shipped is not None:
+            return {"recipe": name, **shipped}
+    return None
 
 
 def format_duration(seconds: float) -> str:

@@ -59,3 +59,18 @@ def test_a_run_is_timed_against_the_profile_of_its_own_precision(tmp_path: Path)
     assert reference_profile("moss_full", "16-mixed") is None
     (tmp_path / "timings.json").write_text('{"precision": "32-true", "stages": {"a": {"seconds": 1}}}')
     assert reference_profile("moss_full", "bf16-mixed", tmp_path)["stages"] == {"a": {"seconds": 1}}
+
+
+def test_a_derived_recipe_is_timed_against_its_base(tmp_path: Path) -> None:
+    from toolkit.recipe import recipe_lineage
+    from toolkit.timing import reference_profile
+
+    for folder in ("mine", "mid"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "mine" / "mine.yaml").write_text("extends: ../mid/mid.yaml\nseed: 1\n")
+    base = Path(__file__).resolve().parents[2] / "recipes" / "moss_full.yaml"
+    (tmp_path / "mid" / "mid.yaml").write_text(f"extends: {base}\n")
+    lineage = recipe_lineage(tmp_path / "mine" / "mine.yaml")
+    assert lineage == ["mine", "mid", "moss_full"]
+    assert reference_profile(lineage, "bf16-mixed")["recipe"] == "moss_full"
+    assert reference_profile(lineage[:2], "bf16-mixed") is None

@@ -38,6 +38,7 @@ def main(args: argparse.Namespace) -> int:
 
     from toolkit.machine import cpu_flags, cpu_name, matmul_gflops, resolve_trainer, \
         resolve_precision
+    from toolkit.recipe import recipe_lineage
     from toolkit.runner import prepare
     from toolkit.timing import format_duration, reference_profile
 
@@ -58,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     if used != precision:
         print(f"recipe     sets precision {used}")
     gflops = bf16 if str(used).startswith("bf16") else fp32
-    profile = reference_profile(recipe["name"], str(used))
+    profile = reference_profile([recipe["name"], *recipe_lineage(args.recipe)], str(used))
     if profile is None:
         print(f"estimate   no measured profile for recipe '{recipe['name']}' in {used}")
         return 0
@@ -67,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     unknown = [name for name, _, est in rows if est == "no profile"]
     besides = f" + {', '.join(unknown)} (not in the profile)" if unknown else ""
     print(f"estimate   {recipe['name']} in {used}: ~{format_duration(total)}{besides} ({scaled}; "
-          f"profile measured on: {profile.get('machine', '?')})")
+          f"profile of {profile['recipe']} measured on: {profile.get('machine', '?')})")
     for name, steps, est in rows:
         print(f"  {name:<10} {steps:>6} steps  {est:>10}")
     return 0
