@@ -54,12 +54,16 @@ def _read_yaml(path: Path, key: str) -> DictConfig:
     return cfg
 
 
-def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
+def _with_bases(path: Path, seen: tuple[Path, ...] = (), lineage: list[str] | None = None) -> DictConfig:
+    """The recipe at ``path`` merged over the recipes it extends; ``lineage`` (when given)
+    collects their file stems, this recipe's first."""
     path = path.resolve()
     if path in seen:
         chain = " -> ".join(p.name for p in (*seen, path))
         raise RecipeError("extends", f"recipes extend each other in a loop: {chain}")
     cfg = _read_yaml(path, "extends" if seen else "")
+    if lineage is not None:
+        lineage.append(path.stem)
     base = cfg.pop("extends", None)
     if base is None:
         return cfg
@@ -68,7 +72,7 @@ def _with_bases(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
     for b in bases:
         if not isinstance(b, str):
             raise RecipeError("extends", f"expected a recipe path, got {b!r}")
-        merged = OmegaConf.merge(merged, _with_bases(path.parent / b, (*seen, path)))
+        merged = OmegaConf.merge(merged, _with_bases(path.parent / b, (*seen, path), lineage))
     return OmegaConf.merge(merged, cfg)
 
 
@@ -76,18 +80,9 @@ def recipe_lineage(path: str | Path) -> list[str]:
     """The file stems of the recipe at ``path`` and of every recipe it extends, nearest first
     (``moss_full_hearing.yaml`` -> ``["moss_full_hearing", "moss_full"]``): a derived recipe
     with no measured profile of its own is timed against its base's."""
-    path = Path(path).resolve()
-    names, todo, seen = [], [path], set()
-    while todo:
-        current = todo.pop(0)
-        if current in seen:
-            continue
-        seen.add(current)
-        names.append(current.stem)
-        base = _read_yaml(current, "extends" if names[1:] else "").get("extends")
-        bases = [base] if isinstance(base, str) else list(base or [])
-        todo += [current.parent / b for b in bases if isinstance(b, str)]
-    return names
+    lineage: list[str] = []
+    _with_bases(Path(path), lineage=lineage)
+    return lineage
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:

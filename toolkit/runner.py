@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def prepare(recipe_path: str | Path, overrides: list[str] | None = None) -> dict
 
 
 def make_clock(recipe: dict[str, Any], names: list[str], run_dir: Path,
-               lineage: list[str] = ()) -> timing.JobClock:
+               lineage: Sequence[str] = ()) -> timing.JobClock:
     """A clock for this run's stages, with this machine's matmul throughput in its precision;
     ``lineage``: the recipes it extends, whose profiles stand in when it has none."""
     import torch
