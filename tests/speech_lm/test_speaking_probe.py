@@ -1,0 +1,51 @@
+"""The speaking probe (benchmarks/speaking_probe.py) trains the speech branch on split-point
+states computed once; its loss must be the model's own speech loss on the same examples, with
+and without speech compression (hidden frames, shifted positions) and across right padding."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from toolkit.speech_lm.loss import split_lm_losses
+
+from speech_lm_helpers import N_CODES, tiny_split
+from test_speech_compress import spelling_split
+
+PROBE = Path(__file__).parents[2] / "benchmarks" / "speaking_probe.py"
+
+
+def probe_module():
+    spec = importlib.util.spec_from_file_location("speaking_probe", PROBE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def model_for(compress: bool):
+    if compress:
+        return spelling_split(compress=True, snap=True)
+    return tiny_split()[1]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_cached_branch_loss_is_the_models_speech_loss(compress):
+    probe, model = probe_module(), model_for(compress)
+    gen = torch.Generator().manual_seed(0)
+    pairs = [("hi", torch.tensor([3, 3, 6, 4, 4, 5, 6])),
+             ("a longer line", torch.randint(0, N_CODES, (11,), generator=gen)),
+             ("ok", torch.tensor([5, 6, 3]))]
+    examples = probe.tts_examples(model, pairs)
+    with torch.no_grad():
+        items = probe.split_states(model, examples, precision=None, batch_size=2)
+        own = [split_lm_losses(model, {k: e[k][None] for k in ("input_ids", "labels", "target_modality")})
+               for e in examples]
+        for item, losses in zip(items, own):
+            torch.testing.assert_close(probe.branch_loss(model, [item], None), losses["speech_loss"],
+                                       rtol=1e-5, atol=1e-5)
+        counts = torch.stack([losses["speech_tokens"] for losses in own]).float()
+        pooled = (torch.stack([losses["speech_loss"] for losses in own]) * counts).sum() / counts.sum()
+        torch.testing.assert_close(probe.branch_loss(model, items, None), pooled, rtol=1e-5, atol=1e-5)
