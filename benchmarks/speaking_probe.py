@@ -51,6 +51,7 @@ def split_states(model: nn.Module, examples: list[dict], precision: torch.dtype 
 
     The states are caught at the last shared block, so compression, adapters and the reader
     act exactly as in the model's own forward."""
+    from toolkit.speech_lm.data import collate
     from toolkit.speech_lm.layout import SPEECH
 
     caught: dict = {}
@@ -60,21 +61,15 @@ def split_states(model: nn.Module, examples: list[dict], precision: torch.dtype 
     try:
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
-            length = max(len(e["input_ids"]) for e in chunk)
-            ids = torch.zeros(len(chunk), length, 2, dtype=torch.long)
-            ids[..., 0], ids[..., 1] = model.text_tokenizer.pad_id, model.tokens.speech_pad
-            mask = torch.zeros(len(chunk), length, dtype=torch.long)
-            for i, e in enumerate(chunk):
-                ids[i, :len(e["input_ids"])], mask[i, :len(e["input_ids"])] = e["input_ids"], 1
+            batch = collate(chunk, model.tokens, model.text_tokenizer.pad_id)  # as LM stages batch
             with torch.autocast("cpu", dtype=precision, enabled=precision is not None):
-                model.forward_hidden(ids, ("speech",), mask)
+                model.forward_hidden(batch["input_ids"], ("speech",))
             ctx = caught["ctx"]
-            visible = ctx.key_padding if ctx.key_padding is not None else mask.bool()
             for i, e in enumerate(chunk):
                 n = len(e["input_ids"])
+                visible = ctx.key_padding[i, :n] if ctx.key_padding is not None else torch.ones(n, dtype=torch.bool)
                 labels = torch.where(e["target_modality"] == SPEECH, e["labels"], -100)
-                out.append((caught["x"][i, :n].clone(), ctx.positions[i, :n].clone(),
-                            visible[i, :n].clone(), labels))
+                out.append((caught["x"][i, :n].clone(), ctx.positions[i, :n].clone(), visible.clone(), labels))
     finally:
         hook.remove()
     return out
@@ -105,6 +100,7 @@ def branch_loss(model: nn.Module, items: list, precision: torch.dtype | None) ->
 
 @torch.no_grad()
 def mean_loss(model: nn.Module, items: list, precision: torch.dtype | None) -> float:
+    """:func:`branch_loss` over ``items`` in batches, weighted by batch size."""
     return sum(float(branch_loss(model, items[s:s + BATCH], precision)) * len(items[s:s + BATCH])
                for s in range(0, len(items), BATCH)) / len(items)
 
