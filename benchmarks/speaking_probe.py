@@ -1,5 +1,5 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
-[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--uncompressed] [--no-read]``.
+[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--uncompressed] [--no-read]``.
 
 Does the speech branch of a trained run say the text it is given, or speech of its own? It
 trains the speech branch and head alone on text-to-speech (every transcribed training
@@ -153,41 +153,119 @@ def speaking(lm, judge, utts: list[dict], corpus: Path) -> dict:
             "samples": [{"text": u["text"], "said": s} for u, s in list(zip(utts, said))[:5]]}
 
 
-def main() -> None:
+def phoneme_reading(lm, utts: list[dict], corpus: Path) -> dict | None:
+    """Decoder-free speaking: the codes the model says, read by the tokenizer's own phoneme
+    head (PER, share of names closest), next to the same on the codes of their own audio."""
+    from hearing_probe import code_phonemes, corpus_names
+    from toolkit.evaluation.ladder import encode_utterances, read_aloud
+
+    names = corpus_names(corpus)
+    said = code_phonemes(lm.tokenizer, utts, read_aloud(lm.model, [u["text"] for u in utts]), names)
+    if said is None:
+        return None
+    return {"said": said, "own_audio": code_phonemes(lm.tokenizer, utts, encode_utterances(lm.tokenizer, utts, corpus), names)}
+
+
+def fresh_model(run: Path):
+    """The run's recipe's split model as built before any LM stage (speech branch copied from
+    the trunk, speech embedding and head new), with the run's trained tokenizer."""
+    from toolkit.persist.components import load_run_component
+    from toolkit.speech_lm.bundle import SpeechLM, build_split, build_trunk
+    from toolkit.recipe import load_recipe
+
+    recipe = load_recipe(run / "recipe.yaml")
+    tokenizer, node = load_run_component(run, "tokenizer")
+    if tokenizer is None:
+        raise SystemExit(f"{run}: no tokenizer stage (run the recipe with --only corpus --only tokenizer)")
+    trunk = build_trunk(recipe["trunk"])
+    split = build_split(trunk, recipe["splitter"], tokenizer.codebook_size)
+    return SpeechLM(split.eval(), trunk.eval(), tokenizer, None, {"tokenizer": node}, f"{run} (fresh)")
+
+
+def extra_rows(run: Path, count: int) -> tuple[Path, list[dict]]:
+    """``count`` extra house-voice training utterances for ``run`` and the folder their audio
+    paths are relative to (``RUN/probes/tts_extra``)."""
+    from hearing_probe import corpus_names
+    from speaking_data import extra_utterances
+
+    root = run / "probes" / "tts_extra"
+    return root, (extra_utterances(root, corpus_names(run / "corpus"), count) if count else [])
+
+
+def codes_of(lm, run: Path, groups: dict[Path, list[dict]]) -> dict:
+    """Speech codes of every utterance of ``groups`` (root folder -> its rows), cached under the
+    run as the LM stages cache theirs (the whole corpus as one group shares their cache)."""
+    from toolkit.data.token_cache import build_token_cache
+
+    out = {}
+    for root, group in groups.items():
+        cache = build_token_cache(lm.tokenizer, group, root, run / "cache" / "speech_codes")
+        out.update({u["id"]: torch.as_tensor(cache.get(u["id"]), dtype=torch.long)
+                    for u in group if str(u["id"]) in cache})
+    return out
+
+
+def print_ce(before: dict, after: dict) -> None:
+    print(f"{'held-out CE (nats/code)':<26}{'own text':>10}{'other text':>12}{'gap':>8}")
+    for label, d in (("before", before), ("after", after)):
+        print(f"{label:<26}{d['own_text']:>10.3f}{d['other_text']:>12.3f}{d['gap']:>8.3f}")
+
+
+def print_reading(read: dict | None, phonemes: dict | None) -> None:
+    if phonemes is not None:
+        for label, d in (("said", phonemes["said"]), ("own audio", phonemes["own_audio"])):
+            print(f"phoneme head on {label:<10}: PER {d['per']:.2f}, names unbroken {d['entity_exact']:.0%}, "
+                  f"names closest {d['entity_closest']:.0%} (of {d['names']})")
+    if read is not None:
+        print(f"speaking after: WER {read['said']['wer']:.2f}, names {read['said']['entity_rate']:.0%}; "
+              f"resynthesis WER {read['resynthesis']['wer']:.2f}, names {read['resynthesis']['entity_rate']:.0%}")
+        for s in read["samples"]:
+            print(f"  {s['text']!r} -> {s['said']!r}")
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="runs/moss_full", type=Path)
-    parser.add_argument("--stage", default=None, help="LM stage to load (default: the run's export or newest)")
+    parser.add_argument("--stage", default=None,
+                        help="LM stage to load (default: the run's export or newest; 'fresh': none, "
+                             "the recipe's split model before training, for a run with a tokenizer only)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--n", type=int, default=60, help="held-out utterances to measure")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extra", type=int, default=0,
+                        help="extra training utterances in one house voice (benchmarks/speaking_data.py)")
     parser.add_argument("--uncompressed", action="store_true", help="switch off speech_compress / speech_snap")
     parser.add_argument("--no-read", action="store_true", help="skip reading aloud (text dependence only)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     from toolkit import load
-    from toolkit.data.token_cache import build_token_cache
     from toolkit.evaluation.ladder import ladder_utterances
     from toolkit.io import read_jsonl
     from toolkit.machine import native_bf16
 
     torch.manual_seed(args.seed)
     precision = torch.bfloat16 if native_bf16()[0] else None
-    lm = load(args.run, args.stage).eval()
+    lm = (fresh_model(args.run) if args.stage == "fresh" else load(args.run, args.stage)).eval()
     model, corpus = lm.model, args.run / "corpus"
     if args.uncompressed:
         model.params.speech_compress = model.params.speech_snap = False
     rows = read_jsonl(corpus / "utterances.jsonl")
-    cache = build_token_cache(lm.tokenizer, rows, corpus, args.run / "cache" / "speech_codes")
-    codes = lambda u: torch.as_tensor(cache.get(u["id"]), dtype=torch.long)  # noqa: E731
-    train = [u for u in rows if u.get("split") == "train" and u.get("text") and str(u["id"]) in cache]
-    held = [u for u in ladder_utterances(corpus, args.split, args.n) if str(u["id"]) in cache]
+    extra_root, extra = extra_rows(args.run, args.extra)
+    codes = codes_of(lm, args.run, {corpus: rows, **({extra_root: extra} if extra else {})})
+    train = [u for u in rows if u.get("split") == "train" and u.get("text")] + extra
+    held = ladder_utterances(corpus, args.split, args.n)
+    train, held = [u for u in train if u["id"] in codes], [u for u in held if u["id"] in codes]
     if not held:
         raise SystemExit(f"{corpus}: no '{args.split}' utterances with an entity name")
     started = time.time()
-    items = split_states(model, tts_examples(model, [(u["text"], codes(u)) for u in train]), precision)
-    own = split_states(model, tts_examples(model, [(u["text"], codes(u)) for u in held]), precision)
-    other = split_states(model, tts_examples(model, [(held[(i + 1) % len(held)]["text"], codes(u))
+    items = split_states(model, tts_examples(model, [(u["text"], codes[u["id"]]) for u in train]), precision)
+    own = split_states(model, tts_examples(model, [(u["text"], codes[u["id"]]) for u in held]), precision)
+    other = split_states(model, tts_examples(model, [(held[(i + 1) % len(held)]["text"], codes[u["id"]])
                                                      for i, u in enumerate(held)]), precision)
     cached = time.time() - started
     before = text_dependence(model, own, other, precision)
@@ -195,26 +273,25 @@ def main() -> None:
     final = train_branch(model, items, args.steps, args.lr, precision, args.seed) if args.steps else float("nan")
     seconds = time.time() - started
     after = text_dependence(model, own, other, precision)
-    print(f"{len(items)} training utterances cached in {cached:.0f} s; {args.steps} steps in {seconds:.0f} s, "
-          f"final training CE {final:.3f}")
-    print(f"{'held-out CE (nats/code)':<26}{'own text':>10}{'other text':>12}{'gap':>8}")
-    for label, d in (("before", before), ("after", after)):
-        print(f"{label:<26}{d['own_text']:>10.3f}{d['other_text']:>12.3f}{d['gap']:>8.3f}")
+    print(f"{len(items)} training utterances ({args.extra} extra) cached in {cached:.0f} s; "
+          f"{args.steps} steps in {seconds:.0f} s, final training CE {final:.3f}")
+    print_ce(before, after)
     record = {"run": str(args.run), "stage": args.stage, "split": args.split, "n": len(held),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
+              "extra": args.extra, "train_utterances": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
-        from toolkit.evaluation import Judge
+        record["phonemes"] = phonemes = phoneme_reading(lm, held, corpus)
+        read = None
+        if lm.decoder is not None:
+            from toolkit.evaluation import Judge
 
-        record["speaking"] = read = speaking(lm.eval(), Judge(), held, corpus)
-        print(f"speaking after: WER {read['said']['wer']:.2f}, names {read['said']['entity_rate']:.0%}; "
-              f"resynthesis WER {read['resynthesis']['wer']:.2f}, names {read['resynthesis']['entity_rate']:.0%}")
-        for s in read["samples"]:
-            print(f"  {s['text']!r} -> {s['said']!r}")
+            record["speaking"] = read = speaking(lm, Judge(), held, corpus)
+        print_reading(read, phonemes)
     out = args.run / "probes" / "speaking.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(record, default=str) + "\n")
 
 
 if __name__ == "__main__":

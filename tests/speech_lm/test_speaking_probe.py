@@ -49,3 +49,22 @@ def test_cached_branch_loss_is_the_models_speech_loss(compress):
         counts = torch.stack([losses["speech_tokens"] for losses in own]).float()
         pooled = (torch.stack([losses["speech_loss"] for losses in own]) * counts).sum() / counts.sum()
         torch.testing.assert_close(probe.branch_loss(model, items, None), pooled, rtol=1e-5, atol=1e-5)
+
+
+def test_extra_speaking_data_never_uses_held_out_carriers():
+    """The extra text-to-speech sentences say every name in training carriers only (the probe's
+    held-out sentences use the held-out carriers), then new grammar sentences; a fixed seed
+    gives the same list."""
+    from plugins.spoken_qa.texts import HELD_OUT_CARRIERS, TRAIN_CARRIERS
+
+    spec = importlib.util.spec_from_file_location("speaking_data", PROBE.with_name("speaking_data.py"))
+    data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data)
+    names = ["Ankara", "Peru", "forty two"]
+    texts = data.extra_texts(names, 40)
+    assert len(texts) == len(set(texts)) == 40 and texts == data.extra_texts(names, 40)
+    named = {c.format(n) for n in names for c in TRAIN_CARRIERS}
+    assert named <= set(texts)
+    held = [c.split("{}") for c in HELD_OUT_CARRIERS]
+    assert not any(t.startswith(a) and t.endswith(b) for t in texts for a, b in held)
+    assert all(t in named for t in data.extra_texts(names, 10))
