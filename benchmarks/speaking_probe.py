@@ -143,27 +143,24 @@ def text_dependence(model, own: list, other: list, precision) -> dict:
     return {"own_text": round(a, 3), "other_text": round(b, 3), "gap": round(b - a, 3)}
 
 
-def speaking(lm, judge, utts: list[dict], corpus: Path) -> dict:
-    """The model reads ``utts`` aloud; judged next to the resynthesis of their own audio."""
-    from toolkit.evaluation.ladder import encode_utterances, read_aloud, score, voiced_transcripts
+def speaking(lm, judge, utts: list[dict], said: list[Tensor], own: list[Tensor]) -> dict:
+    """The codes the model ``said`` for ``utts`` voiced and judged, next to the resynthesis of
+    the codes of their ``own`` audio."""
+    from toolkit.evaluation.ladder import score, voiced_transcripts
 
-    said = voiced_transcripts(lm, judge, read_aloud(lm.model, [u["text"] for u in utts]))
-    resynth = voiced_transcripts(lm, judge, encode_utterances(lm.tokenizer, utts, corpus))
-    return {"said": score(utts, said), "resynthesis": score(utts, resynth),
-            "samples": [{"text": u["text"], "said": s} for u, s in list(zip(utts, said))[:5]]}
+    heard = voiced_transcripts(lm, judge, said)
+    return {"said": score(utts, heard), "resynthesis": score(utts, voiced_transcripts(lm, judge, own)),
+            "samples": [{"text": u["text"], "said": s} for u, s in list(zip(utts, heard))[:5]]}
 
 
-def phoneme_reading(lm, utts: list[dict], corpus: Path) -> dict | None:
-    """Decoder-free speaking: the codes the model says, read by the tokenizer's own phoneme
-    head (PER, share of names closest), next to the same on the codes of their own audio."""
+def phoneme_reading(lm, utts: list[dict], said: list[Tensor], own: list[Tensor], corpus: Path) -> dict | None:
+    """Decoder-free speaking: the codes the model ``said`` read by the tokenizer's own phoneme
+    head (PER, share of names closest), next to the same on the codes of their ``own`` audio."""
     from hearing_probe import code_phonemes, corpus_names
-    from toolkit.evaluation.ladder import encode_utterances, read_aloud
 
     names = corpus_names(corpus)
-    said = code_phonemes(lm.tokenizer, utts, read_aloud(lm.model, [u["text"] for u in utts]), names)
-    if said is None:
-        return None
-    return {"said": said, "own_audio": code_phonemes(lm.tokenizer, utts, encode_utterances(lm.tokenizer, utts, corpus), names)}
+    heard = code_phonemes(lm.tokenizer, utts, said, names)
+    return None if heard is None else {"said": heard, "own_audio": code_phonemes(lm.tokenizer, utts, own, names)}
 
 
 def fresh_model(run: Path):
@@ -281,17 +278,21 @@ def main() -> None:
               "extra": args.extra, "train_utterances": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
-        record["phonemes"] = phonemes = phoneme_reading(lm, held, corpus)
+        from toolkit.evaluation.ladder import encode_utterances, read_aloud
+
+        said = read_aloud(model, [u["text"] for u in held])
+        own_codes = encode_utterances(lm.tokenizer, held, corpus)
+        record["phonemes"] = phonemes = phoneme_reading(lm, held, said, own_codes, corpus)
         read = None
         if lm.decoder is not None:
             from toolkit.evaluation import Judge
 
-            record["speaking"] = read = speaking(lm, Judge(), held, corpus)
+            record["speaking"] = read = speaking(lm, Judge(), held, said, own_codes)
         print_reading(read, phonemes)
     out = args.run / "probes" / "speaking.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:
-        f.write(json.dumps(record, default=str) + "\n")
+        f.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":
