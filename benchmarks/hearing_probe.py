@@ -80,7 +80,9 @@ def code_phonemes(tokenizer, utts: list[dict], codes: list, names: list[str]) ->
         hits += spoken[u["entity"]] in heard
         found += min(names, key=lambda n: phoneme_distance(spoken[n], heard) / max(1, len(spoken[n]))) == u["entity"]
     return {"per": wer(refs, hyps, normalize=False), "entity_exact": hits / len(utts),
-            "entity_closest": found / len(utts), "names": len(names), "n": len(utts)}
+            "entity_closest": found / len(utts), "names": len(names), "n": len(utts),
+            "samples": [[r.replace(" ", "").replace("_", " "), h.replace(" ", "").replace("_", " ")]
+                        for r, h in zip(refs[:4], hyps[:4])]}
 
 
 def corpus_names(corpus: Path) -> list[str]:

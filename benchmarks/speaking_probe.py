@@ -1,5 +1,5 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
-[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--uncompressed] [--no-read]``.
+[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--uncompressed] [--by-word] [--no-read]``.
 
 Does the speech branch of a trained run say the text it is given, or speech of its own? It
 trains the speech branch and head alone on text-to-speech (every transcribed training
@@ -17,6 +17,9 @@ Before and after, it prints:
 
 Nothing is written into the run: one JSON line per try goes to ``RUN_DIR/probes/speaking.jsonl``.
 ``--uncompressed`` switches off ``speech_compress`` / ``speech_snap`` for the whole probe.
+``--by-word`` trains and reads in the word-interleaved layout (task ``tts_words``: each word's
+text, then its speech); text dependence then puts each segment under a wrong word of its own
+sentence.
 """
 
 from __future__ import annotations
@@ -202,6 +205,42 @@ def codes_of(lm, run: Path, groups: dict[Path, list[dict]]) -> dict:
     return out
 
 
+def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool) -> tuple[list, list, list]:
+    """Training-shaped examples of ``utts``: TTS, or word-interleaved TTS (``tts_words``;
+    utterances whose words the tokenizer cannot place are left out), each also with the same
+    speech under another text: the next utterance's (TTS) or its own words in another order
+    (by word: each segment under a wrong word)."""
+    model = lm.model
+    if not by_word:
+        pairs = [(u["text"], codes[u["id"]]) for u in utts]
+        others = [(utts[(i + 1) % len(utts)]["text"], c) for i, (_, c) in enumerate(pairs)]
+        return utts, tts_examples(model, pairs), tts_examples(model, others)
+    from toolkit.speech_lm.sequences import pretraining_example
+
+    kept, own, other = [], [], []
+    for i, u in enumerate(utts):
+        spans = lm.tokenizer.word_spans(codes[u["id"]], u["text"])
+        if spans is None:
+            continue
+        kept.append(u)
+        for out, chosen in ((own, spans), (other, shuffled_words(spans, i))):
+            out.append(pretraining_example("tts_words", model.text_tokenizer, model.tokens, codes=codes[u["id"]],
+                                           text=u["text"], spans=chosen))
+    return kept, own, other
+
+
+def shuffled_words(spans: list[tuple[str, int, int]], seed: int) -> list[tuple[str, int, int]]:
+    """The same code spans under the utterance's words in another order (no word in its own
+    place where the words allow)."""
+    words = [w for w, _, _ in spans]
+    order, rng = list(range(len(words))), random.Random(seed)
+    for _ in range(20):
+        rng.shuffle(order)
+        if all(words[j] != words[i] for i, j in enumerate(order)):
+            break
+    return [(words[j], a, b) for j, (_, a, b) in zip(order, spans)]
+
+
 def print_ce(before: dict, after: dict) -> None:
     print(f"{'held-out CE (nats/code)':<26}{'own text':>10}{'other text':>12}{'gap':>8}")
     for label, d in (("before", before), ("after", after)):
@@ -213,6 +252,8 @@ def print_reading(read: dict | None, phonemes: dict | None) -> None:
         for label, d in (("said", phonemes["said"]), ("own audio", phonemes["own_audio"])):
             print(f"phoneme head on {label:<10}: PER {d['per']:.2f}, names unbroken {d['entity_exact']:.0%}, "
                   f"names closest {d['entity_closest']:.0%} (of {d['names']})")
+            for ref, hyp in d["samples"]:
+                print(f"  {ref!r} -> {hyp!r}")
     if read is not None:
         print(f"speaking after: WER {read['said']['wer']:.2f}, names {read['said']['entity_rate']:.0%}; "
               f"resynthesis WER {read['resynthesis']['wer']:.2f}, names {read['resynthesis']['entity_rate']:.0%}")
@@ -234,6 +275,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--extra", type=int, default=0,
                         help="extra training utterances in one house voice (benchmarks/speaking_data.py)")
     parser.add_argument("--uncompressed", action="store_true", help="switch off speech_compress / speech_snap")
+    parser.add_argument("--by-word", action="store_true",
+                        help="word-interleaved TTS (task tts_words): each word's text, then its speech; "
+                             "read aloud the same way")
     parser.add_argument("--no-read", action="store_true", help="skip reading aloud (text dependence only)")
     return parser.parse_args()
 
@@ -260,10 +304,10 @@ def main() -> None:
     if not held:
         raise SystemExit(f"{corpus}: no '{args.split}' utterances with an entity name")
     started = time.time()
-    items = split_states(model, tts_examples(model, [(u["text"], codes[u["id"]]) for u in train]), precision)
-    own = split_states(model, tts_examples(model, [(u["text"], codes[u["id"]]) for u in held]), precision)
-    other = split_states(model, tts_examples(model, [(held[(i + 1) % len(held)]["text"], codes[u["id"]])
-                                                     for i, u in enumerate(held)]), precision)
+    train, train_examples, _ = probe_examples(lm, train, codes, args.by_word)
+    _, own, other = probe_examples(lm, held, codes, args.by_word)  # all of held is read aloud
+    items = split_states(model, train_examples, precision)
+    own, other = split_states(model, own, precision), split_states(model, other, precision)
     cached = time.time() - started
     before = text_dependence(model, own, other, precision)
     started = time.time()
@@ -275,12 +319,12 @@ def main() -> None:
     print_ce(before, after)
     record = {"run": str(args.run), "stage": args.stage, "split": args.split, "n": len(held),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
-              "extra": args.extra, "train_utterances": len(items),
+              "extra": args.extra, "by_word": args.by_word, "train_utterances": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
         from toolkit.evaluation.ladder import encode_utterances, read_aloud
 
-        said = read_aloud(model, [u["text"] for u in held])
+        said = read_aloud(model, [u["text"] for u in held], by_word=args.by_word)
         own_codes = encode_utterances(lm.tokenizer, held, corpus)
         record["phonemes"] = phonemes = phoneme_reading(lm, held, said, own_codes, corpus)
         read = None

@@ -42,8 +42,10 @@ class SpeechTokenizer(nn.Module, Trainable):
     """Waveform -> discrete speech codes.
 
     Optional hooks the stages use when present: ``init_codebook(batches) -> int`` (the
-    ``tokenizer`` stage, before training) and ``code_vectors() -> Tensor[codebook_size, D]``
-    (what each code stands for; the ``decoder`` stage hands it to the decoder)."""
+    ``tokenizer`` stage, before training), ``code_vectors() -> Tensor[codebook_size, D]``
+    (what each code stands for; the ``decoder`` stage hands it to the decoder) and
+    ``word_spans(codes, text) -> [(word, start, end)] | None`` (where each whitespace word of a
+    transcript is said in its codes; the ``tts_words`` task of the LM stages needs it)."""
 
     sample_rate: int
     """Input sample rate in Hz."""

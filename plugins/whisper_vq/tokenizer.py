@@ -275,6 +275,17 @@ class WhisperVQTokenizer(SpeechTokenizer):
             loss, extra = loss + self.params.ctc * ctc, {**extra, "ctc": ctc.detach()}
         return {"loss": loss, "asr_ce": ce.detach(), "commit": commit.detach().sum(), **extra, **stats}
 
+    def word_spans(self, codes: Tensor, text: str) -> list[tuple[str, int, int]] | None:
+        """Where each whitespace word of ``text`` is said in ``codes[n]``: ``(word, start, end)``
+        spans covering the codes, by forced alignment with the phoneme CTC head
+        (:mod:`plugins.whisper_vq.align`); None without a phoneme head or where the words
+        cannot be placed."""
+        if self.ctc is None or self.ctc.labels != "phonemes":
+            return None
+        from plugins.whisper_vq.align import word_spans
+
+        return word_spans(self.ctc, self.code_vectors(), codes, text)
+
     @torch.no_grad()
     def spell_codes(self, codes: Tensor) -> str:
         """Read ``codes[L]`` back with the local CTC head (needs ``ctc > 0``): what the codes

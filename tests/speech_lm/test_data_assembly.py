@@ -62,3 +62,18 @@ def test_recipe_checks():
     assert lm_trainer_kwargs({"strategy": "ddp"})["strategy"] == "ddp_find_unused_parameters_true"
     with pytest.raises(ToolkitError, match="batch_tokens=8 is smaller"):
         data.make_loader(data.text_examples(["a long sentence"], ByteChat(), TOKENS), TOKENS, 8, 0)
+
+
+def test_tts_words_task_uses_word_spans_or_falls_back_to_tts():
+    tok, codes = ByteChat(), synthetic_codes(6)
+    utts = [{"id": k, "text": "two words" if i % 2 else "one", "split": "train"} for i, k in enumerate(codes)]
+
+    def spans_of(c, text):  # the first half of the codes says the first word
+        return None if len(text.split()) < 2 else [("two", 0, len(c) // 2), ("words", len(c) // 2, len(c))]
+
+    examples = data.pretraining_examples(utts, codes.__getitem__, tok, TOKENS, {"tts_words": 1}, 0,
+                                         spans_of=spans_of)
+    segments = [int((e["input_ids"][:, 0] == TOKENS.sosp).sum()) for e in examples]
+    assert segments == [1, 2] * 3  # one-word texts gave plain TTS
+    with pytest.raises(ToolkitError, match="word_spans"):
+        data.pretraining_examples(utts, codes.__getitem__, tok, TOKENS, {"tts_words": 1}, 0)

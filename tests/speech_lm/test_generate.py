@@ -81,3 +81,15 @@ def test_stop_on_end_of_turn_and_batch_equals_single():
             assert int(b.ids[-1, 0]) in cfg.stop_ids and len(b.ids) <= 12
         else:
             assert len(b.ids) == 12
+
+
+def test_reading_by_word_gives_each_text_the_same_codes_in_a_batch_as_alone():
+    from toolkit.speech_lm.interleave import read_interleaved
+
+    _, model = tiny_split(seed=3)
+    model.eval()
+    texts = ["ab cd ef", "g", "hi jk"]  # different word counts: finished texts leave the batch
+    together = read_interleaved(model, texts, max_codes_per_word=4)
+    for text, codes in zip(texts, together):
+        (alone,) = read_interleaved(model, [text], max_codes_per_word=4)
+        assert torch.equal(alone, codes) and len(codes) <= 4 * len(text.split())

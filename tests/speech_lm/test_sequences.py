@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from toolkit.errors import ToolkitError
 from toolkit.speech_lm.layout import IGNORE, SPEECH, TEXT, SpecialTokens, live_token
 from toolkit.speech_lm.sequences import (MODES, Turn, build_conversation, dialogue_turns,
                                          pretraining_example)
@@ -76,3 +77,18 @@ def test_pretraining_text_targets_policy():
     # sosp 3 4 eosp "ab" eos: speech targets 3 4 eosp, text targets after speech a b eos
     assert int((asr_stage1["target_modality"] == TEXT).sum()) == 3
     assert render(asr_stage1) == "<sosp>[3][4]<eosp>ab<|im_end|>"
+
+
+def test_tts_words_puts_each_word_before_its_speech():
+    tok, codes = ByteChat(), torch.tensor([3, 4, 5, 6, 7])
+    spans = [("ab", 0, 2), ("cd.", 2, 5)]
+    ex = pretraining_example("tts_words", tok, TOKENS, codes=codes, text="ab cd.", spans=spans)
+    assert render(ex) == "ab<sosp>[3][4]<eosp> cd.<sosp>[5][6][7]<eosp>"
+    speech = ex["target_modality"] == SPEECH
+    assert ex["labels"][speech].tolist() == [3, 4, TOKENS.eosp, 5, 6, 7, TOKENS.eosp]  # every code once
+    stage1 = pretraining_example("tts_words", tok, TOKENS, codes=codes, text="ab cd.", spans=spans,
+                                 text_targets="after_speech")
+    # after the first word's speech, the next word and its sosp are text targets
+    assert tok.decode(stage1["labels"][stage1["target_modality"] == TEXT].tolist()[:4]) == " cd."
+    with pytest.raises(ToolkitError, match="word spans"):
+        pretraining_example("tts_words", tok, TOKENS, codes=codes, text="ab cd.")

@@ -70,9 +70,19 @@ def transcribe(model: nn.Module, codes: list[Tensor], max_new_tokens: int = 40,
 
 @torch.no_grad()
 def read_aloud(model: nn.Module, texts: list[str], max_new_tokens: int = 100,
-               batch_size: int = 16, progress: Progress = None) -> list[Tensor]:
-    """Speech codes ``[n]`` the model says for each text (TTS layout, greedy, first segment)."""
+               batch_size: int = 16, progress: Progress = None, by_word: bool = False) -> list[Tensor]:
+    """Speech codes ``[n]`` the model says for each text (greedy): in the TTS layout (the text,
+    then the first speech segment), or ``by_word`` in the word-interleaved one
+    (:func:`toolkit.speech_lm.interleave.read_interleaved`)."""
     from toolkit.speech_lm.generate import GenerationConfig, generate
+
+    if by_word:
+        from toolkit.speech_lm.interleave import read_interleaved
+
+        out = read_interleaved(model, texts, batch_size=batch_size)
+        if progress is not None:
+            progress(len(texts))
+        return out
     from toolkit.speech_lm.layout import text_positions
 
     tokens, tok = model.tokens, model.text_tokenizer
@@ -136,10 +146,12 @@ def ceilings(lm, judge, utterances: list[dict], corpus: Path, codes: list[Tensor
 
 
 def stage_rungs(model: nn.Module, lm, judge, utterances: list[dict], codes: list[Tensor],
-                progress: Progress = None) -> dict[str, Any]:
-    """One model's hearing and speaking scores, with a few samples of each."""
+                progress: Progress = None, by_word: bool = False) -> dict[str, Any]:
+    """One model's hearing and speaking scores (reading aloud ``by_word`` or not; see
+    :func:`read_aloud`), with a few samples of each."""
     heard = transcribe(model, codes, progress=progress)
-    said = voiced_transcripts(lm, judge, read_aloud(model, [u["text"] for u in utterances]), progress)
+    said = voiced_transcripts(lm, judge, read_aloud(model, [u["text"] for u in utterances], by_word=by_word),
+                              progress)
     samples = [{"text": u["text"], "heard": h, "said": s}
                for u, h, s in list(zip(utterances, heard, said))[:3]]
     return {"hearing": score(utterances, heard), "speaking": score(utterances, said),

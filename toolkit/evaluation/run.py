@@ -42,6 +42,9 @@ class EvalParams:
     ladder_utterances: int = 60
     """Held-out utterances for the hearing and speaking measures of each LM stage (0: skip)."""
     ladder_split: str = "test"
+    read_by_word: bool = False
+    """Speaking rung: read each held-out sentence word by word (each word's text, then the
+    model's speech for it), the layout the ``tts_words`` task trains; else the text first."""
     perplexity_texts: int = 16
     resynthesis_utterances: int = 4
     latency_answers: int = 2
@@ -126,7 +129,8 @@ def ladder_measure(lm, judge, corpus: Path | None, p: EvalParams, progress) -> t
     ceiling["split"] = p.ladder_split
 
     def measure(model) -> dict:
-        return stage_rungs(model, lm, judge, utts, codes, _task(progress, "hearing / speaking", 2 * len(utts)))
+        return stage_rungs(model, lm, judge, utts, codes, _task(progress, "hearing / speaking", 2 * len(utts)),
+                           by_word=p.read_by_word)
     return measure, ceiling
 
 

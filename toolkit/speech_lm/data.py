@@ -29,6 +29,7 @@ from toolkit.speech_lm.sequences import build_conversation, dialogue_turns, pret
 
 Example = dict[str, Tensor]
 CodesOf = Callable[[str], Tensor]
+SpansOf = Callable[[Tensor, str], "list[tuple[str, int, int]] | None"]
 
 
 def system_prompts(corpus: Path) -> dict[str, str]:
@@ -75,12 +76,15 @@ def distillation_examples(utterances: Sequence[dict], qa: Sequence[dict], codes_
 def pretraining_examples(utterances: Sequence[dict], codes_of: CodesOf, tok: TextTokenizer,
                          tokens: SpecialTokens, tasks: dict[str, float], seed: int | str,
                          text_targets: str = "all", split: str = "train",
-                         targeted: Sequence[str] = ()) -> list[Example]:
+                         targeted: Sequence[str] = (), spans_of: SpansOf | None = None) -> list[Example]:
     """One example per utterance of ``split``, its kind drawn from ``tasks`` (weights of
-    ``continuation``, ``asr``, ``tts``) with ``seed`` (give each stage its own, so an utterance
-    is not paired with its text in no stage). An utterance that names an entity (an
-    ``entity`` field) instead gives one example of each kind in ``targeted``: every name is
-    both heard (ASR) and said (TTS)."""
+    ``continuation``, ``asr``, ``tts``, ``tts_words``) with ``seed`` (give each stage its own,
+    so an utterance is not paired with its text in no stage). An utterance that names an
+    entity (an ``entity`` field) instead gives one example of each kind in ``targeted``: every
+    name is both heard (ASR) and said (TTS).
+
+    ``tts_words`` needs ``spans_of(codes, text)`` (word spans, or None where the words
+    cannot be placed: that utterance gives a plain ``tts`` example instead)."""
     kinds = [k for k, w in tasks.items() if w > 0]
     if not kinds:
         raise ToolkitError("stage tasks: give at least one of continuation, asr, tts a positive weight")
@@ -92,8 +96,15 @@ def pretraining_examples(utterances: Sequence[dict], codes_of: CodesOf, tok: Tex
             continue
         chosen = list(targeted) if targeted and utt.get("entity") else [rng.choices(kinds, weights)[0]]
         for kind in chosen:
-            out.append(pretraining_example(kind, tok, tokens, codes=codes_of(utt["id"]),
-                                           text=utt.get("text", ""), text_targets=text_targets))
+            codes, text, spans = codes_of(utt["id"]), utt.get("text", ""), None
+            if kind == "tts_words":
+                if spans_of is None:
+                    raise ToolkitError("task tts_words needs a speech tokenizer that places words in its "
+                                       "codes (a word_spans method; whisper_vq with ctc_labels: phonemes)")
+                spans = spans_of(codes, text)
+                kind = "tts_words" if spans else "tts"
+            out.append(pretraining_example(kind, tok, tokens, codes=codes, text=text,
+                                           text_targets=text_targets, spans=spans))
     return out
 
 

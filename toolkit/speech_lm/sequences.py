@@ -116,12 +116,15 @@ def dialogue_turns(turns: Sequence[dict], mode: str, codes_of) -> list[Turn]:
 
 def pretraining_example(kind: str, tok: TextTokenizer, tokens: SpecialTokens, codes: Tensor | None = None,
                         text: str | None = None,
-                        text_targets: Literal["all", "after_speech", "none"] = "all") -> dict[str, Tensor]:
+                        text_targets: Literal["all", "after_speech", "none"] = "all",
+                        spans: Sequence[tuple[str, int, int]] | None = None) -> dict[str, Tensor]:
     """One pre-training sequence of ``kind``:
 
     - ``continuation``: a speech segment (codes and ``eosp`` are targets);
     - ``asr``: speech segment then the transcript and an end-of-text id;
     - ``tts``: the text then the speech segment;
+    - ``tts_words``: word-interleaved TTS, each word's text then its speech, from the word
+      ``spans`` of ``codes`` (:mod:`toolkit.speech_lm.interleave`);
     - ``text``: text and an end-of-text id.
 
     ``asr`` and ``tts`` examples also carry ``transcript[n]``, the text ids the speech says
@@ -138,10 +141,16 @@ def pretraining_example(kind: str, tok: TextTokenizer, tokens: SpecialTokens, co
         ids = torch.cat([speech_positions(codes, tokens), text_positions(text_ids + eos, tokens)])
     elif kind == "tts":
         ids = torch.cat([text_positions(text_ids, tokens), speech_positions(codes, tokens)])
+    elif kind == "tts_words":
+        if not spans:
+            raise ToolkitError("a tts_words example needs the word spans of its codes")
+        from toolkit.speech_lm.interleave import interleaved_positions
+
+        ids = interleaved_positions(tok, tokens, spans, torch.as_tensor(codes))
     elif kind == "text":
         ids = text_positions(text_ids + eos, tokens)
     else:
-        raise ToolkitError(f"unknown pre-training kind '{kind}'; kinds: continuation, asr, tts, text")
+        raise ToolkitError(f"unknown pre-training kind '{kind}'; kinds: continuation, asr, tts, tts_words, text")
     mask = torch.ones(len(ids), dtype=torch.bool)
     is_text = live_modality(ids, tokens) == 0
     if text_targets == "none":
