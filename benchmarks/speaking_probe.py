@@ -1,5 +1,6 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
-[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--uncompressed] [--by-word] [--no-read]``.
+[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--uncompressed] [--by-word]
+[--speech-init aligned] [--no-read]``.
 
 Does the speech branch of a trained run say the text it is given, or speech of its own? It
 trains the speech branch and head alone on text-to-speech (every transcribed training
@@ -278,6 +279,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--by-word", action="store_true",
                         help="word-interleaved TTS (task tts_words): each word's text, then its speech; "
                              "read aloud the same way")
+    parser.add_argument("--speech-init", choices=("random", "aligned"), default="random",
+                        help="--stage fresh: the speech embedding as the LM stages start it "
+                             "(aligned: each code's mean text embedding, stage_args.*.speech_init)")
     parser.add_argument("--no-read", action="store_true", help="skip reading aloud (text dependence only)")
     return parser.parse_args()
 
@@ -303,6 +307,12 @@ def main() -> None:
     train, held = [u for u in train if u["id"] in codes], [u for u in held if u["id"] in codes]
     if not held:
         raise SystemExit(f"{corpus}: no '{args.split}' utterances with an entity name")
+    if args.speech_init == "aligned":
+        if args.stage != "fresh":
+            raise SystemExit("--speech-init aligned: only for --stage fresh (a trained stage has its own embedding)")
+        from toolkit.speech_lm.speech_init import init_aligned
+
+        init_aligned(model, ((codes[u["id"]], u["text"]) for u in train))
     started = time.time()
     train, train_examples, _ = probe_examples(lm, train, codes, args.by_word)
     _, own, other = probe_examples(lm, held, codes, args.by_word)  # all of held is read aloud
@@ -319,7 +329,7 @@ def main() -> None:
     print_ce(before, after)
     record = {"run": str(args.run), "stage": args.stage, "split": args.split, "n": len(held),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
-              "extra": args.extra, "by_word": args.by_word, "train_utterances": len(items),
+              "extra": args.extra, "by_word": args.by_word, "speech_init": args.speech_init, "train_utterances": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
         from toolkit.evaluation.ladder import encode_utterances, read_aloud
