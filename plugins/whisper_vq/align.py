@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-WordSpan = tuple[str, int, int]
-"""``(word, start, end)``: the word is said in codes ``start .. end - 1``."""
+from toolkit.speech_lm.interleave import WordSpan
 
 
 @torch.no_grad()
@@ -48,4 +47,4 @@ def word_spans(head, vectors: Tensor, codes: Tensor, text: str) -> list[WordSpan
     return [(w, a, b) for w, a, b in zip(words, cuts, cuts[1:])]
 
 
-__all__ = ["WordSpan", "word_spans"]
+__all__ = ["word_spans"]

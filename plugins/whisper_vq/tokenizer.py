@@ -284,7 +284,7 @@ class WhisperVQTokenizer(SpeechTokenizer):
             return None
         from plugins.whisper_vq.align import word_spans
 
-        return word_spans(self.ctc, self.code_vectors(), codes, text)
+        return word_spans(self.ctc, self.code_vectors(), torch.as_tensor(codes), text)
 
     @torch.no_grad()
     def spell_codes(self, codes: Tensor) -> str:

@@ -25,11 +25,12 @@ from toolkit.contracts import TextTokenizer
 from toolkit.errors import ToolkitError
 from toolkit.io import read_jsonl
 from toolkit.speech_lm.layout import IGNORE, SpecialTokens
+from toolkit.speech_lm.interleave import WordSpan
 from toolkit.speech_lm.sequences import build_conversation, dialogue_turns, pretraining_example
 
 Example = dict[str, Tensor]
 CodesOf = Callable[[str], Tensor]
-SpansOf = Callable[[Tensor, str], "list[tuple[str, int, int]] | None"]
+SpansOf = Callable[[Tensor, str], "list[WordSpan] | None"]
 
 
 def system_prompts(corpus: Path) -> dict[str, str]:

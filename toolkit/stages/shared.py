@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from torch import nn
 
 from toolkit.errors import ToolkitError
@@ -198,21 +197,13 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
     examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
                                          params.tasks, f"{ctx.seed}-{ctx.name}",
                                          text_targets=text_targets, targeted=params.targeted,
-                                         spans_of=word_spans_of(tokenizer))
+                                         spans_of=getattr(tokenizer, "word_spans", None))
     if params.distill > 0:
         corpus = Path(ctx.output("corpus"))
         examples += data.distillation_examples(utterances, corpus_rows(ctx, "qa.jsonl"), cache.get,
                                                model.text_tokenizer, model.tokens,
                                                data.system_prompts(corpus))
     return examples
-
-
-def word_spans_of(tokenizer: nn.Module):
-    """``(codes, text) -> word spans | None`` by the tokenizer's ``word_spans`` (for the
-    ``tts_words`` task), or None when it has none."""
-    if not hasattr(tokenizer, "word_spans"):
-        return None
-    return lambda codes, text: tokenizer.word_spans(torch.as_tensor(codes), text)
 
 
 def warm_up(ctx, model: nn.Module, train: list[dict], cache, steps: int) -> None:
