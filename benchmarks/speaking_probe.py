@@ -1,5 +1,5 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
-[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--uncompressed] [--by-word]
+[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--vocab N] [--uncompressed] [--by-word]
 [--speech-init aligned] [--no-read]``.
 
 Does the speech branch of a trained run say the text it is given, or speech of its own? It
@@ -183,14 +183,15 @@ def fresh_model(run: Path):
     return SpeechLM(split.eval(), trunk.eval(), tokenizer, None, {"tokenizer": node}, f"{run} (fresh)")
 
 
-def extra_rows(run: Path, count: int) -> tuple[Path, list[dict]]:
-    """``count`` extra house-voice training utterances for ``run`` and the folder their audio
-    paths are relative to (``RUN/probes/tts_extra``)."""
+def extra_rows(run: Path, count: int, words: list[str] | None) -> tuple[Path, list[dict]]:
+    """``count`` extra house-voice training utterances for ``run`` (after the named sentences,
+    strings of ``words`` where given) and the folder their audio paths are relative to
+    (``RUN/probes/tts_extra``)."""
     from hearing_probe import corpus_names
     from speaking_data import extra_utterances
 
     root = run / "probes" / "tts_extra"
-    return root, (extra_utterances(root, corpus_names(run / "corpus"), count) if count else [])
+    return root, (extra_utterances(root, corpus_names(run / "corpus"), count, words=words) if count else [])
 
 
 def codes_of(lm, run: Path, groups: dict[Path, list[dict]]) -> dict:
@@ -275,6 +276,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--extra", type=int, default=0,
                         help="extra training utterances in one house voice (benchmarks/speaking_data.py)")
+    parser.add_argument("--vocab", type=int, default=0,
+                        help="with --extra: after the named sentences, strings of the trunk's N most "
+                             "frequent words instead of grammar sentences")
     parser.add_argument("--uncompressed", action="store_true", help="switch off speech_compress / speech_snap")
     parser.add_argument("--by-word", action="store_true",
                         help="word-interleaved TTS (task tts_words): each word's text, then its speech; "
@@ -300,7 +304,11 @@ def main() -> None:
     if args.uncompressed:
         model.params.speech_compress = model.params.speech_snap = False
     rows = read_jsonl(corpus / "utterances.jsonl")
-    extra_root, extra = extra_rows(args.run, args.extra)
+    if args.vocab:
+        from speaking_data import frequent_words
+
+        words = frequent_words(model.text_tokenizer, args.vocab)
+    extra_root, extra = extra_rows(args.run, args.extra, words if args.vocab else None)
     codes = codes_of(lm, args.run, {corpus: rows, **({extra_root: extra} if extra else {})})
     train = [u for u in rows if u.get("split") == "train" and u.get("text")] + extra
     held = ladder_utterances(corpus, args.split, args.n)
@@ -329,7 +337,7 @@ def main() -> None:
     print_ce(before, after)
     record = {"run": str(args.run), "stage": args.stage, "split": args.split, "n": len(held),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
-              "extra": args.extra, "by_word": args.by_word, "speech_init": args.speech_init, "train_utterances": len(items),
+              "extra": args.extra, "vocab": args.vocab, "by_word": args.by_word, "speech_init": args.speech_init, "train_utterances": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
         from toolkit.evaluation.ladder import encode_utterances, read_aloud
