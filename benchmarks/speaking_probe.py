@@ -6,7 +6,7 @@ Does the speech branch of a trained run say the text it is given, or speech of i
 trains the speech branch and head alone on text-to-speech (every transcribed training
 utterance: its text, then its speech codes), with the frozen rest of the model run once: the
 hidden states at the split point are computed for every utterance up front, so a step costs only
-the branch (about 1 s for 32 utterances on a 2-core CPU, against 6-8 s for an LM stage step).
+the branch (:mod:`toolkit.speech_lm.speaking_warmup`, as an LM stage's ``speaking_warmup``).
 Before and after, it prints:
 
 - **text dependence**: the branch's cross-entropy (nats per speech code) on held-out utterances
@@ -27,17 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-BATCH = 32
-"""Utterances per training step."""
+from toolkit.speech_lm.speaking_warmup import mean_branch_loss, split_states, train_branch
 
 
 def tts_examples(model: nn.Module, pairs: list[tuple[str, Tensor]]) -> list[dict]:
@@ -47,103 +44,19 @@ def tts_examples(model: nn.Module, pairs: list[tuple[str, Tensor]]) -> list[dict
     return [pretraining_example("tts", model.text_tokenizer, model.tokens, codes=c, text=t) for t, c in pairs]
 
 
-@torch.no_grad()
-def split_states(model: nn.Module, examples: list[dict], precision: torch.dtype | None,
-                 batch_size: int = 64) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:
-    """Each example's ``(hidden[n,D], positions[n], visible[n], labels[n])`` at the split point:
-    what the speech branch receives, its attention context, and the speech targets (-100 off).
-
-    The states are caught at the last shared block, so compression, adapters and the reader
-    act exactly as in the model's own forward."""
-    from toolkit.speech_lm.data import collate
-    from toolkit.speech_lm.layout import SPEECH
-
-    caught: dict = {}
-    hook = model.shared[-1].register_forward_hook(
-        lambda _m, args, out: caught.update(x=out, ctx=args[1]))
-    out = []
-    try:
-        for start in range(0, len(examples), batch_size):
-            chunk = examples[start:start + batch_size]
-            batch = collate(chunk, model.tokens, model.text_tokenizer.pad_id)  # as LM stages batch
-            with torch.autocast("cpu", dtype=precision, enabled=precision is not None):
-                model.forward_hidden(batch["input_ids"], ("speech",))
-            ctx = caught["ctx"]
-            for i, e in enumerate(chunk):
-                n = len(e["input_ids"])
-                visible = ctx.key_padding[i, :n] if ctx.key_padding is not None else torch.ones(n, dtype=torch.bool)
-                labels = torch.where(e["target_modality"] == SPEECH, e["labels"], -100)
-                out.append((caught["x"][i, :n].clone(), ctx.positions[i, :n].clone(), visible.clone(), labels))
-    finally:
-        hook.remove()
-    return out
-
-
-def branch_loss(model: nn.Module, items: list, precision: torch.dtype | None) -> Tensor:
-    """Mean cross-entropy of the speech branch and head over the speech targets of ``items``
-    (right-padded into one batch)."""
-    from toolkit.nn.context import AttentionContext
-
-    length, dim = max(len(i[3]) for i in items), items[0][0].shape[1]
-    x = torch.zeros(len(items), length, dim, dtype=items[0][0].dtype)
-    positions = torch.ones(len(items), length, dtype=torch.long)
-    visible = torch.zeros(len(items), length, dtype=torch.bool)
-    labels = torch.full((len(items), length), -100, dtype=torch.long)
-    for i, (h, p, v, lab) in enumerate(items):
-        n = len(lab)
-        x[i, :n], positions[i, :n], visible[i, :n], labels[i, :n] = h, p, v, lab
-    branch = model.branches["speech"]
-    with torch.autocast("cpu", dtype=precision, enabled=precision is not None):
-        ctx = AttentionContext(positions, visible, model.rotary(positions, dtype=x.dtype))
-        for block in branch.layers:
-            x = block(x, ctx, kv=None)
-        scored = labels >= 0
-        logits = branch.head(branch.norm(x[scored]))
-    return F.cross_entropy(logits.float(), labels[scored])
-
-
-@torch.no_grad()
-def mean_loss(model: nn.Module, items: list, precision: torch.dtype | None) -> float:
-    """:func:`branch_loss` over ``items`` in batches, weighted by batch size."""
-    return sum(float(branch_loss(model, items[s:s + BATCH], precision)) * len(items[s:s + BATCH])
-               for s in range(0, len(items), BATCH)) / len(items)
-
-
-def train_branch(model: nn.Module, items: list, steps: int, lr: float, precision, seed: int) -> float:
-    """AdamW on the speech branch and head only (warmup, cosine to 0.1 ``lr``); returns the mean
-    loss of the last 10 % of the steps."""
+def trained_branch(model: nn.Module, items: list, steps: int, lr: float, precision, seed: int) -> float:
+    """:func:`train_branch` with a progress bar; its final training CE."""
     from rich.progress import Progress
 
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = list(model.branches["speech"].parameters())
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95))
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * (
-        0.1 + 0.45 * (1 + math.cos(math.pi * min(s, steps) / steps))))
-    rng, tail = random.Random(seed), []
     with Progress(transient=True) as progress:
         task = progress.add_task("speech branch on text-to-speech", total=steps)
-        for step in range(steps):
-            loss = branch_loss(model, rng.sample(items, min(BATCH, len(items))), precision)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            if step >= steps - max(1, steps // 10):
-                tail.append(float(loss.detach()))
-            progress.update(task, completed=step + 1)
-    for p in params:
-        p.requires_grad_(False)
-    return sum(tail) / max(len(tail), 1)
+        return train_branch(model, items, steps, lr, precision, seed,
+                            on_step=lambda step, _: progress.update(task, completed=step))
 
 
 def text_dependence(model, own: list, other: list, precision) -> dict:
     """CE reading each held-out utterance's own text vs another's, and the gap."""
-    a, b = mean_loss(model, own, precision), mean_loss(model, other, precision)
+    a, b = mean_branch_loss(model, own, precision), mean_branch_loss(model, other, precision)
     return {"own_text": round(a, 3), "other_text": round(b, 3), "gap": round(b - a, 3)}
 
 
@@ -329,7 +242,7 @@ def main() -> None:
     cached = time.time() - started
     before = text_dependence(model, own, other, precision)
     started = time.time()
-    final = train_branch(model, items, args.steps, args.lr, precision, args.seed) if args.steps else float("nan")
+    final = trained_branch(model, items, args.steps, args.lr, precision, args.seed) if args.steps else float("nan")
     seconds = time.time() - started
     after = text_dependence(model, own, other, precision)
     print(f"{len(items)} training utterances ({args.extra} extra) cached in {cached:.0f} s; "

@@ -1,6 +1,8 @@
-"""The speaking probe (benchmarks/speaking_probe.py) trains the speech branch on split-point
-states computed once; its loss must be the model's own speech loss on the same examples, with
-and without speech compression (hidden frames, shifted positions) and across right padding."""
+"""The speaking warm-up (toolkit.speech_lm.speaking_warmup, also run by the speaking probe in
+benchmarks/speaking_probe.py) trains the speech branch on split-point states computed once; its
+loss must be the model's own speech loss on the same examples, with and without speech
+compression (hidden frames, shifted positions) and across right padding, and it must train the
+speech branch and nothing else."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 import torch
 
 from toolkit.speech_lm.loss import split_lm_losses
+from toolkit.speech_lm.speaking_warmup import branch_loss, split_states
 
 from speech_lm_helpers import N_CODES, tiny_split
 from test_speech_compress import spelling_split
@@ -40,15 +43,32 @@ def test_cached_branch_loss_is_the_models_speech_loss(compress):
              ("ok", torch.tensor([5, 6, 3]))]
     examples = probe.tts_examples(model, pairs)
     with torch.no_grad():
-        items = probe.split_states(model, examples, precision=None, batch_size=2)
+        items = split_states(model, examples, precision=None, batch_size=2)
         own = [split_lm_losses(model, {k: e[k][None] for k in ("input_ids", "labels", "target_modality")})
                for e in examples]
         for item, losses in zip(items, own):
-            torch.testing.assert_close(probe.branch_loss(model, [item], None), losses["speech_loss"],
+            torch.testing.assert_close(branch_loss(model, [item], None), losses["speech_loss"],
                                        rtol=1e-5, atol=1e-5)
         counts = torch.stack([losses["speech_tokens"] for losses in own]).float()
         pooled = (torch.stack([losses["speech_loss"] for losses in own]) * counts).sum() / counts.sum()
-        torch.testing.assert_close(probe.branch_loss(model, items, None), pooled, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(branch_loss(model, items, None), pooled, rtol=1e-5, atol=1e-5)
+
+
+def test_train_branch_fits_the_branch_only():
+    from toolkit.speech_lm.speaking_warmup import mean_branch_loss, train_branch
+
+    probe, model = probe_module(), tiny_split()[1]
+    gen = torch.Generator().manual_seed(1)
+    pairs = [(text, torch.randint(0, N_CODES, (9,), generator=gen)) for text in ("one", "two", "three", "four")]
+    with torch.no_grad():
+        items = split_states(model, probe.tts_examples(model, pairs), precision=None)
+    grads = {n: p.requires_grad for n, p in model.named_parameters()}
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith("branches.speech.")}
+    start = mean_branch_loss(model, items, None)
+    final = train_branch(model, items, steps=60, lr=3e-3, precision=None, seed=0)
+    assert final < 0.5 * start and mean_branch_loss(model, items, None) < 0.5 * start
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == grads
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
 
 
 def test_extra_speaking_data_never_uses_held_out_carriers():

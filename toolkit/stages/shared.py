@@ -55,6 +55,12 @@ class LMStageParams:
     """Steps of the hearing CTC loss alone, before a fresh model's LM training (0: none):
     the speech input (embedding, code map, reader) learns to spell the training transcripts
     in batches of 32 utterances, with no trunk pass (:mod:`toolkit.speech_lm.hearing_warmup`)."""
+    speaking_warmup: int = 0
+    """Steps of text-to-speech on the speech branch alone, before this stage's LM training (0:
+    none): every transcribed training utterance read aloud (word by word where the tokenizer
+    places its words), from split-point states computed once
+    (:mod:`toolkit.speech_lm.speaking_warmup`)."""
+    speaking_warmup_lr: float = 1e-3
     frozen: list[str] = field(default_factory=list)
     """Parameter-name prefixes held fixed in this stage's LM training (after any hearing
     warm-up), e.g. ``[speech_embed., speech_reader.]``: a warmed-up reader keeps its spelling
@@ -194,6 +200,10 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
         model.init_code_vectors(tokenizer.code_vectors())
     if fresh and params.hearing_warmup > 0:
         warm_up(ctx, model, train, cache, params.hearing_warmup)
+    if params.speaking_warmup > 0:
+        from toolkit.stages.speaking import warm_up_speaking
+
+        warm_up_speaking(ctx, model, train, cache, getattr(tokenizer, "word_spans", None), params)
     examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
                                          params.tasks, f"{ctx.seed}-{ctx.name}",
                                          text_targets=text_targets, targeted=params.targeted,

@@ -1,0 +1,69 @@
+"""An LM stage's speaking warm-up (``stage_args.<stage>.speaking_warmup: N``): the stage's model
+reads its transcribed training utterances aloud, trained on the speech branch alone
+(:mod:`toolkit.speech_lm.speaking_warmup`), before the stage's LM training starts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from toolkit.stages import StageContext
+
+
+def branch_precision(ctx: StageContext) -> torch.dtype | None:
+    """bf16 autocast where the recipe's trainer precision (``auto`` resolved) is a bf16 one."""
+    from toolkit.machine import resolve_precision
+
+    trainer = ctx.recipe.get("trainer") or {}
+    precision, _ = resolve_precision(trainer.get("precision", "32-true"), trainer.get("accelerator", "cpu"))
+    return torch.bfloat16 if "bf16" in str(precision) else None
+
+
+def reading_examples(model: nn.Module, train: list[dict], cache,
+                     spans_of: Callable | None) -> tuple[list[dict], int]:
+    """A text-to-speech example of every ``train`` utterance: word by word (``tts_words``) where
+    ``spans_of(codes, text)`` places its words, whole (``tts``) elsewhere; and how many are
+    word by word."""
+    from toolkit.speech_lm.sequences import pretraining_example
+
+    out, by_word = [], 0
+    for u in train:
+        codes = torch.as_tensor(cache.get(u["id"]), dtype=torch.long)
+        spans = spans_of(codes, u["text"]) if spans_of is not None else None
+        kind = "tts_words" if spans else "tts"
+        by_word += bool(spans)
+        out.append(pretraining_example(kind, model.text_tokenizer, model.tokens, codes=codes, text=u["text"],
+                                       spans=spans))
+    return out, by_word
+
+
+def warm_up_speaking(ctx: StageContext, model: nn.Module, train: list[dict], cache,
+                     spans_of: Callable | None, params) -> None:
+    """Train the speech branch of ``model`` on reading ``train`` aloud for
+    ``params.speaking_warmup`` steps, with a progress bar; its numbers in ``speaking_warmup.json``."""
+    from rich.progress import Progress
+
+    from toolkit.io import write_json
+    from toolkit.speech_lm.speaking_warmup import split_states, train_branch
+
+    started, precision = time.time(), branch_precision(ctx)
+    examples, by_word = reading_examples(model, train, cache, spans_of)
+    was_training = model.training
+    model.eval()
+    items = split_states(model, [e for e in examples if len(e["input_ids"]) <= params.max_seq_len], precision)
+    steps = params.speaking_warmup
+    with Progress(transient=True) as progress:
+        task = progress.add_task("speaking warm-up", total=steps)
+        loss = train_branch(model, items, steps, params.speaking_warmup_lr, precision, ctx.seed,
+                            on_step=lambda step, _: progress.update(task, completed=step))
+    model.train(was_training)
+    write_json(ctx.work_dir / "speaking_warmup.json", {
+        "steps": steps, "utterances": len(items), "word_by_word": by_word, "final_loss": loss, "seconds": round(time.time() - started, 1)})
+    print(f"{ctx.name}: speaking warm-up, {steps} steps on {len(items)} utterances"
+          f"{f' ({by_word} word by word)' if by_word else ''}, speech CE {loss:.3f}")
+
+
+__all__ = ["warm_up_speaking", "reading_examples", "branch_precision"]
