@@ -1,6 +1,6 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
 [--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--vocab N] [--uncompressed] [--by-word]
-[--speech-init aligned] [--no-read]``.
+[--speech-init aligned] [--head-code-map] [--no-read]``.
 
 Does the speech branch of a trained run say the text it is given, or speech of its own? It
 trains the speech branch and head alone on text-to-speech (every transcribed training
@@ -199,6 +199,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--speech-init", choices=("random", "aligned"), default="random",
                         help="--stage fresh: the speech embedding as the LM stages start it "
                              "(aligned: each code's mean text embedding, stage_args.*.speech_init)")
+    parser.add_argument("--head-code-map", action="store_true",
+                        help="tie the speech head's rows to the tokenizer's code vectors while the branch "
+                             "trains (splitter.params.speech_head_code_map)")
     parser.add_argument("--no-read", action="store_true", help="skip reading aloud (text dependence only)")
     return parser.parse_args()
 
@@ -234,6 +237,9 @@ def main() -> None:
         from toolkit.speech_lm.speech_init import init_aligned
 
         init_aligned(model, ((codes[u["id"]], u["text"]) for u in train))
+    if args.head_code_map:
+        model.params.speech_head_code_map = True
+        model.tie_speech_head(lm.tokenizer.code_vectors())
     started = time.time()
     train, train_examples, _ = probe_examples(lm, train, codes, args.by_word)
     _, own, other = probe_examples(lm, held, codes, args.by_word)  # all of held is read aloud
@@ -250,7 +256,8 @@ def main() -> None:
     print_ce(before, after)
     record = {"run": str(args.run), "stage": args.stage, "split": args.split, "n": len(held),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
-              "extra": args.extra, "vocab": args.vocab, "by_word": args.by_word, "speech_init": args.speech_init, "train_utterances": len(items),
+              "extra": args.extra, "vocab": args.vocab, "by_word": args.by_word, "speech_init": args.speech_init,
+              "head_code_map": args.head_code_map, "train_utterances": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
         from toolkit.evaluation.ladder import encode_utterances, read_aloud

@@ -189,7 +189,8 @@ class SplitModel(nn.Module, ABC):
       ``speech_embed``: speech ``nn.Embedding``; ``branches``: ``nn.ModuleDict`` with ``text``
       and ``speech``, each with a ``head`` (``nn.Linear[D, vocab]``).
     Optional hooks: ``init_code_vectors(vectors[codebook_size, D])``, called by stage I / II
-    on a fresh model with the tokenizer's :meth:`SpeechTokenizer.code_vectors`, and
+    on a fresh model with the tokenizer's :meth:`SpeechTokenizer.code_vectors`,
+    ``tie_speech_head(vectors)``, called with them by every LM stage before it trains, and
     ``merge_code_map()``, called when an LM stage's training ends, before it saves.
     """
 

@@ -1,7 +1,9 @@
 """Branches of the split model and how they run: alone, or side by side with one fused
-attention call per layer (the branch axis folded into the head axis)."""
+attention call per layer (the branch axis folded into the head axis); and how branch blocks start."""
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import Tensor, nn
@@ -48,4 +50,28 @@ def run_branches(branches: list[Branch], xs: list[Tensor], ctx: AttentionContext
     return xs
 
 
-__all__ = ["Branch", "run_branches"]
+def identity_copy(block: nn.Module) -> nn.Module:
+    """A copy of a residual ``block`` whose attention and MLP output projections are zero, so
+    it passes its input through unchanged until it is trained."""
+    out = copy.deepcopy(block)
+    with torch.no_grad():
+        for name, p in out.named_parameters():
+            if name.startswith(("self_attn.o_proj.", "mlp.down_proj.")):
+                p.zero_()
+    return out
+
+
+def reinit_block(block: nn.Module, gen: torch.Generator) -> None:
+    """Fresh weights of the same scale: linear weights normal with the copied weight's std,
+    biases zero, norm weights one."""
+    with torch.no_grad():
+        for name, p in block.named_parameters():
+            if p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * float(p.float().std()))
+            elif name.endswith("norm.weight") or "layernorm" in name:
+                p.fill_(1.0)
+            else:
+                p.zero_()
+
+
+__all__ = ["Branch", "identity_copy", "reinit_block", "run_branches"]

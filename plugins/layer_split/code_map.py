@@ -7,6 +7,11 @@ vectors (its codebook in feature space, trained to spell phonemes) and ``proj`` 
 linear map starting at zero. Every step then moves all codes that sound alike together.
 When the stage ends the map is folded into the table (:meth:`CodeMap.table`), so the saved
 model is a plain speech embedding.
+
+``speech_head_code_map`` ties the speech head the same way (:class:`CodeTiedHead`): the
+score of code ``c`` is ``h . (head[c] + proj(vectors[c]))``, so a step that raises one code
+raises the codes that sound like it, and a code the targets rarely use still gets a row that
+means something. Folded into a plain head when the stage ends.
 """
 
 from __future__ import annotations
@@ -45,4 +50,30 @@ class CodeMap(nn.Module):
         return self.proj(self.vectors.to(self.proj.weight.dtype))
 
 
-__all__ = ["CodeMap"]
+class CodeTiedHead(nn.Module):
+    """``hidden[..., D]`` -> logits ``[..., table_size]`` of ``head`` plus the tied part
+    ``(hidden @ proj) @ vectors.T`` (a ``[D, C]`` and a ``[C, table_size]`` product, cheaper
+    than materialising the ``[table_size, D]`` rows)."""
+
+    def __init__(self, head: nn.Linear, vectors: Tensor) -> None:
+        super().__init__()
+        self.head = head
+        self.map = CodeMap(vectors, head.out_features, head.in_features).to(head.weight.device, head.weight.dtype)
+
+    @property
+    def weight(self) -> Tensor:
+        """The rows the head scores with now, ``[table_size, D]`` (no gradient)."""
+        return self.head.weight.detach() + self.map.table()
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        tied = hidden @ self.map.proj.weight.to(hidden.dtype)  # autocast re-casts both
+        return self.head(hidden) + tied @ self.map.vectors.to(tied.dtype).T
+
+    @torch.no_grad()
+    def merged(self) -> nn.Linear:
+        """The plain head with the map folded in (the same logits)."""
+        self.head.weight.add_(self.map.table())
+        return self.head
+
+
+__all__ = ["CodeMap", "CodeTiedHead"]

@@ -19,8 +19,8 @@ from toolkit.errors import ToolkitError
 from toolkit.nn import AttentionContext, KVCache, positions_and_padding
 from toolkit.params import runtime
 from toolkit.speech_lm.layout import BRANCHES, SpecialTokens, SplitCaches, SplitOutput
-from plugins.layer_split.branches import Branch, run_branches
-from plugins.layer_split.code_map import CodeMap
+from plugins.layer_split.branches import Branch, identity_copy, reinit_block, run_branches
+from plugins.layer_split.code_map import CodeMap, CodeTiedHead
 from plugins.layer_split.speech_compress import CompressState, visible_positions
 from plugins.layer_split.speech_lora import SpeechLoRA
 from plugins.layer_split.speech_reader import SpeechReader
@@ -77,6 +77,8 @@ class LayerSplitModel(SplitModel):
         """While a stage trains a fresh speech embedding, tie its rows to the tokenizer's code
         vectors through one shared linear map (see :mod:`plugins.layer_split.code_map`);
         folded into the table when the stage ends."""
+        speech_head_code_map: bool = False
+        """The same for the speech head's rows (:class:`plugins.layer_split.code_map.CodeTiedHead`)."""
         speech_compress: bool = False
         """Hide speech frames that spell no new token from everything after the speech input
         (see :mod:`plugins.layer_split.speech_compress`): the trunk reads one position per
@@ -116,7 +118,7 @@ class LayerSplitModel(SplitModel):
         speech_layers = [copy.deepcopy(b) for b in top]
         if params.init == "random":
             for block in speech_layers:
-                _reinit(block, gen)
+                reinit_block(block, gen)
         speech_head = nn.Linear(dim, self.tokens.speech_table_size, bias=False)
         speech_head.to(weight.device, weight.dtype)
         head_std = float(text_head.weight.detach().float().std())
@@ -126,7 +128,7 @@ class LayerSplitModel(SplitModel):
             "text": Branch(nn.ModuleList(top), trunk.norm, text_head),
             "speech": Branch(nn.ModuleList(speech_layers), copy.deepcopy(trunk.norm), speech_head),
         })
-        self.speech_adapter = nn.ModuleList(_identity_copy(b) for b in trunk.layers[:params.speech_adapter_layers])
+        self.speech_adapter = nn.ModuleList(identity_copy(b) for b in trunk.layers[:params.speech_adapter_layers])
         self.speech_embed = nn.Embedding(self.tokens.speech_table_size, dim).to(weight.device, weight.dtype)
         with torch.no_grad():
             emb_std = float(weight.detach().float().std())
@@ -210,20 +212,33 @@ class LayerSplitModel(SplitModel):
         """Hook called before a stage trains a fresh speech embedding, with the tokenizer's
         ``code_vectors()`` ``[codebook_size, C]``: with ``speech_code_map`` on, rows are tied
         to them until :meth:`merge_code_map`; otherwise nothing."""
-        if not getattr(self.params, "speech_code_map", False):  # a subclass may not have it
-            return
+        if getattr(self.params, "speech_code_map", False):  # a subclass may not have it
+            weight = self._checked(vectors, "speech_code_map")
+            self.speech_code_map = CodeMap(vectors, weight.shape[0], weight.shape[1]).to(weight.device, weight.dtype)
+
+    def tie_speech_head(self, vectors: Tensor) -> None:
+        """Hook called before every LM stage trains: with ``speech_head_code_map`` on, the speech
+        head's rows are tied to the code vectors until :meth:`merge_code_map`."""
+        branch = self.branches["speech"]
+        if getattr(self.params, "speech_head_code_map", False) and not isinstance(branch.head, CodeTiedHead):
+            self._checked(vectors, "speech_head_code_map")
+            branch.head = CodeTiedHead(branch.head, vectors)
+
+    def _checked(self, vectors: Tensor, option: str) -> Tensor:
         if vectors.shape[0] != self.tokens.speech_vocab_size:
-            raise ToolkitError(f"speech_code_map: {vectors.shape[0]} code vectors for "
+            raise ToolkitError(f"{option}: {vectors.shape[0]} code vectors for "
                                f"{self.tokens.speech_vocab_size} speech codes")
-        weight = self.speech_embed.weight
-        self.speech_code_map = CodeMap(vectors, weight.shape[0], weight.shape[1]).to(weight.device, weight.dtype)
+        return self.speech_embed.weight
 
     @torch.no_grad()
     def merge_code_map(self) -> None:
-        """Fold the code map into the speech table (the same embeddings, a plain table)."""
+        """Fold the code maps into the speech table and head (the same model, plain tensors)."""
         if self.speech_code_map is not None:
             self.speech_embed.weight.add_(self.speech_code_map.table())
             self.speech_code_map = None
+        branch = self.branches["speech"]
+        if isinstance(branch.head, CodeTiedHead):
+            branch.head = branch.head.merged()
 
     def speech_input(self, input_ids: Tensor) -> Tensor:
         """``input_ids[B,L,2]`` (right-padded, uncached) -> ``[B,L,D]``: what the shared blocks
@@ -330,30 +345,6 @@ def _check_branches(branches: tuple[str, ...] | list[str] | str) -> tuple[str, .
 
 def _normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> Tensor:
     return torch.randn(shape, generator=gen) * std
-
-
-def _identity_copy(block: nn.Module) -> nn.Module:
-    """A copy of a residual ``block`` whose attention and MLP output projections are zero, so
-    it passes its input through unchanged until it is trained."""
-    out = copy.deepcopy(block)
-    with torch.no_grad():
-        for name, p in out.named_parameters():
-            if name.startswith(("self_attn.o_proj.", "mlp.down_proj.")):
-                p.zero_()
-    return out
-
-
-def _reinit(block: nn.Module, gen: torch.Generator) -> None:
-    """Fresh weights of the same scale: linear weights normal with the copied weight's std,
-    biases zero, norm weights one."""
-    with torch.no_grad():
-        for name, p in block.named_parameters():
-            if p.ndim >= 2:
-                p.copy_(_normal(p.shape, float(p.float().std()), gen))
-            elif name.endswith("norm.weight") or "layernorm" in name:
-                p.fill_(1.0)
-            else:
-                p.zero_()
 
 
 def _text_vocabulary(trunk: nn.Module, n_codes: int,

@@ -1,7 +1,8 @@
 """The speech code map (``speech_code_map``): rows tied to the tokenizer's code vectors while a
 stage trains. It starts as the plain table, a step on some codes moves the codes whose vectors
 are alike, text positions never change, it is on the speech side, and folding it into the
-table keeps every embedding."""
+table keeps every embedding. The speech head tied the same way (``speech_head_code_map``)
+starts as the plain head, moves sound-alike codes together and folds back into a plain head."""
 
 from __future__ import annotations
 
@@ -77,3 +78,42 @@ def test_off_by_default_and_a_wrong_number_of_vectors_is_one_line():
     assert plain.speech_code_map is None
     with pytest.raises(ToolkitError, match="speech_code_map: 3 code vectors"):
         mapped_split(torch.randn(3, 8))
+
+
+def head_mapped_split(vectors: torch.Tensor):
+    model = toolkit.build("splitter", "layer_split", trunk=tiny_trunk(), split_at=-2,
+                          codebook_size=N_CODES, speech_head_code_map=True)
+    model.init_code_vectors(vectors)
+    model.tie_speech_head(vectors)
+    return model
+
+
+def test_a_tied_head_starts_as_the_plain_head_and_moves_twins_together():
+    _, plain = tiny_split()
+    model = head_mapped_split(twin_vectors())
+    assert model.speech_code_map is None  # the embedding is not tied unless asked
+    grid = mixed_batch(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(grid).speech_logits, plain(grid).speech_logits, rtol=0, atol=0)
+    head = model.branches["speech"].head
+    assert "branches.speech.head.map.proj.weight" in {n for n, _ in model.parameter_groups()["speech"]}
+    hidden = torch.randn(4, model.speech_embed.weight.shape[1], generator=torch.Generator().manual_seed(0))
+    before = head(hidden).detach()
+    head(hidden)[:, 0].sum().neg().backward()  # raise code 0's score
+    with torch.no_grad():
+        head.map.proj.weight -= 0.1 * head.map.proj.weight.grad
+        moved = head(hidden) - before
+    assert (moved[:, 1] > 0).all() and (moved[:, 2] < 0).all()  # its twin rises, its opposite falls
+
+
+def test_merging_a_tied_head_keeps_every_logit_and_leaves_a_plain_linear():
+    model = head_mapped_split(twin_vectors())
+    with torch.no_grad():
+        model.branches["speech"].head.map.proj.weight.normal_()
+        grid = mixed_batch(model)
+        before = model(grid).speech_logits
+        model.merge_code_map()
+        after = model(grid).speech_logits
+    assert type(model.branches["speech"].head) is torch.nn.Linear
+    assert not any(".map." in n for n in model.state_dict())
+    torch.testing.assert_close(after, before)

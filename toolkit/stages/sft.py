@@ -9,8 +9,8 @@ from toolkit.errors import ToolkitError
 from toolkit.speech_lm import data
 from toolkit.speech_lm.lora import TARGETS as LORA_TARGETS
 from toolkit.speech_lm.sequences import MODES
-from toolkit.stages.shared import (LMStageParams, build_split_model, corpus_rows,
-                                            load_speech_tokenizer, speech_codes, train_and_save)
+from toolkit.stages.shared import (LMStageParams, build_split_model, corpus_rows, load_speech_tokenizer,
+                                   speech_codes, tie_speech_head, train_and_save)
 from toolkit.stages import StageContext, stage
 
 
@@ -44,6 +44,7 @@ def run(ctx: StageContext) -> None:
                            f"modes: {', '.join(MODES)}")
     tok = load_speech_tokenizer(ctx)
     model = build_split_model(ctx, tok.codebook_size, init_from=p.init_from)
+    tie_speech_head(model, tok)
     utterances = corpus_rows(ctx, "utterances.jsonl")
     cache = speech_codes(ctx, tok, utterances, p.encode_batch_size)
     dialogues = [d for d in corpus_rows(ctx, "dialogues.jsonl")

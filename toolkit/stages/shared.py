@@ -188,7 +188,8 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
     """Stage I / II speech examples: every encoded training utterance, with a task draw of
     this stage's own (``"<seed>-<stage>"``). On a model that starts fresh, first its speech
     embedding from the training transcripts (``speech_init: aligned``) and the splitter's
-    ``init_code_vectors`` hook with the tokenizer's code vectors, when both have them."""
+    ``init_code_vectors`` hook with the tokenizer's code vectors, when both have them; on every
+    model, its ``tie_speech_head`` hook with them."""
     utterances, cache = encoded_utterances(ctx, tokenizer, params)
     fresh = getattr(params, "init_from", None) is None
     train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
@@ -198,6 +199,7 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
         init_aligned(model, ((cache.get(u["id"]), u["text"]) for u in train))
     if fresh and hasattr(model, "init_code_vectors") and hasattr(tokenizer, "code_vectors"):
         model.init_code_vectors(tokenizer.code_vectors())
+    tie_speech_head(model, tokenizer)
     if fresh and params.hearing_warmup > 0:
         warm_up(ctx, model, train, cache, params.hearing_warmup)
     if params.speaking_warmup > 0:
@@ -214,6 +216,13 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
                                                model.text_tokenizer, model.tokens,
                                                data.system_prompts(corpus))
     return examples
+
+
+def tie_speech_head(model: nn.Module, tokenizer: nn.Module) -> None:
+    """The splitter's ``tie_speech_head`` hook with the tokenizer's code vectors, when both have
+    them (every LM stage, before anything trains)."""
+    if hasattr(model, "tie_speech_head") and hasattr(tokenizer, "code_vectors"):
+        model.tie_speech_head(tokenizer.code_vectors())
 
 
 def warm_up(ctx, model: nn.Module, train: list[dict], cache, steps: int) -> None:
