@@ -63,11 +63,21 @@ def extra_utterances(root: Path, names: list[str], count: int, voice: tuple[str,
                      words: list[str] | None = None) -> list[dict]:
     """Synthesise (or reuse) ``count`` extra utterances under ``root/audio`` -> corpus-style rows
     (``id``, ``text``, ``audio_filepath`` relative to ``root``, ``duration``, ``split: train``)."""
+    return house_utterances(root, extra_texts(names, count, words=words), "x", voice)
+
+
+def name_utterances(root: Path, names: list[str], voice: tuple[str, int, int] = HOUSE_VOICE) -> list[dict]:
+    """Each name said on its own ("Abuja."), as :func:`extra_utterances` rows under ``root``."""
+    return house_utterances(root, [f"{name}." for name in names], "n", voice)
+
+
+def house_utterances(root: Path, texts: list[str], prefix: str, voice: tuple[str, int, int]) -> list[dict]:
+    """``texts`` synthesised (or reused) in ``voice`` under ``root/audio`` -> training rows with
+    ids ``{prefix}000000``, ``{prefix}000001``, ..."""
     from toolkit.data.synth import SynthJob, Voice, synthesize_all
 
     speaker = Voice(*voice)
-    texts = extra_texts(names, count, words=words)
-    jobs = [SynthJob(f"x{i:06d}", text, speaker) for i, text in enumerate(texts)]
+    jobs = [SynthJob(f"{prefix}{i:06d}", text, speaker) for i, text in enumerate(texts)]
     done = synthesize_all(jobs, root / "audio", description="synthesising extra text-to-speech data")
     return [{"id": job.stem, "text": job.text, "split": "train", "duration": seconds,
              "audio_filepath": str(path.relative_to(root))} for job, (path, seconds) in zip(jobs, done)]

@@ -1,6 +1,6 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
 [--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--vocab N] [--uncompressed] [--by-word]
-[--speech-init aligned] [--head-code-map] [--no-read]``.
+[--speech-init aligned] [--head-code-map] [--name-drill K] [--memorised N] [--no-read]``.
 
 Does the speech branch of a trained run say the text it is given, or speech of its own? It
 trains the speech branch and head alone on text-to-speech (every transcribed training
@@ -14,13 +14,16 @@ Before and after, it prints:
   reads its text scores its own much better; equal numbers mean the text is ignored;
 - **speaking** (after training, unless ``--no-read``): the model reads the same sentences aloud
   (greedy), the run's decoder voices them and the ASR judge scores WER and names, next to the
-  judge on the resynthesis of their own audio (the decoder's ceiling).
+  judge on the resynthesis of their own audio (the decoder's ceiling);
+- **memorised reading** (``--memorised N``): the phoneme head on N *training* sentences read
+  aloud, which tells a branch that cannot speak at all from one that speaks only what it learnt.
 
 Nothing is written into the run: one JSON line per try goes to ``RUN_DIR/probes/speaking.jsonl``.
 ``--uncompressed`` switches off ``speech_compress`` / ``speech_snap`` for the whole probe.
 ``--by-word`` trains and reads in the word-interleaved layout (task ``tts_words``: each word's
 text, then its speech); text dependence then puts each segment under a wrong word of its own
-sentence.
+sentence. ``--name-drill K`` adds every corpus name said alone in the house voice, drawn K times
+as often as a sentence: a name is otherwise trained about 16 times against ~900 for a carrier word.
 """
 
 from __future__ import annotations
@@ -202,6 +205,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--head-code-map", action="store_true",
                         help="tie the speech head's rows to the tokenizer's code vectors while the branch "
                              "trains (splitter.params.speech_head_code_map)")
+    parser.add_argument("--name-drill", type=int, default=0,
+                        help="add every name said alone in the house voice, K times each in the training pool")
+    parser.add_argument("--memorised", type=int, default=0,
+                        help="also read N training sentences with a name aloud (phoneme head only)")
     parser.add_argument("--no-read", action="store_true", help="skip reading aloud (text dependence only)")
     return parser.parse_args()
 
@@ -225,7 +232,14 @@ def main() -> None:
 
         words = frequent_words(model.text_tokenizer, args.vocab)
     extra_root, extra = extra_rows(args.run, args.extra, words if args.vocab else None)
-    codes = codes_of(lm, args.run, {corpus: rows, **({extra_root: extra} if extra else {})})
+    drill_root, drill = args.run / "probes" / "tts_names", []
+    if args.name_drill:
+        from hearing_probe import corpus_names
+        from speaking_data import name_utterances
+
+        drill = name_utterances(drill_root, corpus_names(corpus))
+    codes = codes_of(lm, args.run, {corpus: rows, **({extra_root: extra} if extra else {}),
+                                    **({drill_root: drill} if drill else {})})
     train = [u for u in rows if u.get("split") == "train" and u.get("text")] + extra
     held = ladder_utterances(corpus, args.split, args.n)
     train, held = [u for u in train if u["id"] in codes], [u for u in held if u["id"] in codes]
@@ -244,6 +258,9 @@ def main() -> None:
     train, train_examples, _ = probe_examples(lm, train, codes, args.by_word)
     _, own, other = probe_examples(lm, held, codes, args.by_word)  # all of held is read aloud
     items = split_states(model, train_examples, precision)
+    if drill:  # the same states K times: a name alone is drawn K times as often
+        _, drill_examples, _ = probe_examples(lm, [u for u in drill if u["id"] in codes], codes, args.by_word)
+        items += split_states(model, drill_examples, precision) * args.name_drill
     own, other = split_states(model, own, precision), split_states(model, other, precision)
     cached = time.time() - started
     before = text_dependence(model, own, other, precision)
@@ -257,7 +274,7 @@ def main() -> None:
     record = {"run": str(args.run), "stage": args.stage, "split": args.split, "n": len(held),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
               "extra": args.extra, "vocab": args.vocab, "by_word": args.by_word, "speech_init": args.speech_init,
-              "head_code_map": args.head_code_map, "train_utterances": len(items),
+              "head_code_map": args.head_code_map, "memorised": args.memorised, "name_drill": args.name_drill, "train_utterances": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
         from toolkit.evaluation.ladder import encode_utterances, read_aloud
@@ -271,6 +288,12 @@ def main() -> None:
 
             record["speaking"] = read = speaking(lm, Judge(), held, said, own_codes)
         print_reading(read, phonemes)
+        if args.memorised:
+            seen = [u for u in ladder_utterances(corpus, "train") if u["id"] in codes][:args.memorised]
+            said = read_aloud(model, [u["text"] for u in seen], by_word=args.by_word)
+            record["memorised_reading"] = memorised = phoneme_reading(lm, seen, said, [codes[u["id"]] for u in seen], corpus)
+            print("training sentences read aloud:")
+            print_reading(None, memorised)
     out = args.run / "probes" / "speaking.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:

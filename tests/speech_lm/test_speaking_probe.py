@@ -116,3 +116,20 @@ def test_vocabulary_strings_are_the_trunks_commonest_word_pieces():
     assert strings == data.extra_texts([], 5, words=words) and len(strings) == 5
     assert all(w.strip(".").lower() in words for s in strings for w in s.split())
     assert len(data.word_strings(random.Random(0), words, 3, length=(2, 2))[0].split()) == 2
+
+
+def test_name_drill_says_each_name_alone_and_reuses_its_audio(tmp_path):
+    """``--name-drill``: one house-voice utterance per name, its text the name alone; ids never
+    collide with the ``--extra`` sentences' ids, and a second call reuses the audio files."""
+    spec = importlib.util.spec_from_file_location("speaking_data", PROBE.with_name("speaking_data.py"))
+    data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data)
+    rows = data.name_utterances(tmp_path, ["Ankara", "Addis Ababa"])
+    assert [r["text"] for r in rows] == ["Ankara.", "Addis Ababa."]
+    assert all(r["id"].startswith("n") and r["split"] == "train" for r in rows)
+    assert rows[1]["duration"] > rows[0]["duration"] > 0.2
+    stamps = [(tmp_path / r["audio_filepath"]).stat().st_mtime_ns for r in rows]
+    assert data.name_utterances(tmp_path, ["Ankara", "Addis Ababa"]) == rows
+    assert [(tmp_path / r["audio_filepath"]).stat().st_mtime_ns for r in rows] == stamps
+    extra = data.extra_utterances(tmp_path, ["Ankara"], 1)
+    assert not {r["id"] for r in extra} & {r["id"] for r in rows}
