@@ -125,7 +125,8 @@ def codes_of(lm, run: Path, groups: dict[Path, list[dict]]) -> dict:
 
 def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool) -> tuple[list, list, list]:
     """Training-shaped examples of ``utts``: TTS, or word-interleaved TTS (``tts_words``;
-    utterances whose words the tokenizer cannot place are left out), each also with the same
+    utterances whose words the tokenizer cannot place are left out; one word spans all its
+    codes), each also with the same
     speech under another text: the next utterance's (TTS) or its own words in another order
     (by word: each segment under a wrong word)."""
     model = lm.model
@@ -138,6 +139,8 @@ def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool) -> tuple[li
     kept, own, other = [], [], []
     for i, u in enumerate(utts):
         spans = lm.tokenizer.word_spans(codes[u["id"]], u["text"])
+        if spans is None and len(u["text"].split()) == 1:  # a word said alone: all its codes
+            spans = [(u["text"], 0, len(codes[u["id"]]))]
         if spans is None:
             continue
         kept.append(u)

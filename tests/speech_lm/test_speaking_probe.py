@@ -133,3 +133,22 @@ def test_name_drill_says_each_name_alone_and_reuses_its_audio(tmp_path):
     assert [(tmp_path / r["audio_filepath"]).stat().st_mtime_ns for r in rows] == stamps
     extra = data.extra_utterances(tmp_path, ["Ankara"], 1)
     assert not {r["id"] for r in extra} & {r["id"] for r in rows}
+
+
+def test_by_word_examples_keep_a_word_said_alone_and_drop_unplaced_sentences():
+    """A name said alone spans all its codes (the aligner only places words of sentences); a
+    sentence the aligner cannot place is left out."""
+    from types import SimpleNamespace
+
+    from toolkit.speech_lm.sequences import pretraining_example
+
+    probe, model = probe_module(), tiny_split()[1]
+    codes = {"n0": torch.tensor([3, 4, 5, 6]), "s0": torch.tensor([3, 5, 6])}
+    lm = SimpleNamespace(model=model, tokenizer=SimpleNamespace(word_spans=lambda c, t: None))
+    utts = [{"id": "n0", "text": "Abuja"}, {"id": "s0", "text": "she said"}]
+    kept, own, _ = probe.probe_examples(lm, utts, codes, by_word=True)
+    assert [u["id"] for u in kept] == ["n0"]
+    whole = pretraining_example("tts_words", model.text_tokenizer, model.tokens, codes=codes["n0"],
+                                text="Abuja", spans=[("Abuja", 0, 4)])
+    assert torch.equal(own[0]["input_ids"], whole["input_ids"])
+    assert int((own[0]["target_modality"] == 1).sum()) >= 4  # every code is a speech target
