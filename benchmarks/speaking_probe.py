@@ -1,6 +1,7 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
 [--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--vocab N] [--uncompressed] [--by-word]
-[--speech-init aligned] [--head-code-map] [--name-drill K] [--memorised N] [--no-read]``.
+[--speech-init aligned] [--head-code-map] [--name-drill K] [--speech-dropout P] [--memorised N]
+[--no-read]``.
 
 Does the speech branch of a trained run say the text it is given, or speech of its own? It
 trains the speech branch and head alone on text-to-speech (every transcribed training
@@ -24,6 +25,8 @@ Nothing is written into the run: one JSON line per try goes to ``RUN_DIR/probes/
 text, then its speech); text dependence then puts each segment under a wrong word of its own
 sentence. ``--name-drill K`` adds every corpus name said alone in the house voice, drawn K times
 as often as a sentence: a name is otherwise trained about 16 times against ~900 for a carrier word.
+``--speech-dropout P`` zeroes each input speech code's split-point state with probability P while
+the branch trains, so it must say a word from its text more than from the codes before it.
 """
 
 from __future__ import annotations
@@ -47,14 +50,16 @@ def tts_examples(model: nn.Module, pairs: list[tuple[str, Tensor]]) -> list[dict
     return [pretraining_example("tts", model.text_tokenizer, model.tokens, codes=c, text=t) for t, c in pairs]
 
 
-def trained_branch(model: nn.Module, items: list, steps: int, lr: float, precision, seed: int) -> float:
+def trained_branch(model: nn.Module, items: list, steps: int, lr: float, precision, seed: int,
+                   input_dropout: float = 0.0) -> float:
     """:func:`train_branch` with a progress bar; its final training CE."""
     from rich.progress import Progress
 
     with Progress(transient=True) as progress:
         task = progress.add_task("speech branch on text-to-speech", total=steps)
         return train_branch(model, items, steps, lr, precision, seed,
-                            on_step=lambda step, _: progress.update(task, completed=step))
+                            on_step=lambda step, _: progress.update(task, completed=step),
+                            input_dropout=input_dropout)
 
 
 def text_dependence(model, own: list, other: list, precision) -> dict:
@@ -210,6 +215,8 @@ def arguments() -> argparse.Namespace:
                              "trains (splitter.params.speech_head_code_map)")
     parser.add_argument("--name-drill", type=int, default=0,
                         help="add every name said alone in the house voice, K times each in the training pool")
+    parser.add_argument("--speech-dropout", type=float, default=0.0,
+                        help="while training, zero each input speech code's split-point state with probability P")
     parser.add_argument("--memorised", type=int, default=0,
                         help="also read N training sentences with a name aloud (phoneme head only)")
     parser.add_argument("--no-read", action="store_true", help="skip reading aloud (text dependence only)")
@@ -268,7 +275,8 @@ def main() -> None:
     cached = time.time() - started
     before = text_dependence(model, own, other, precision)
     started = time.time()
-    final = trained_branch(model, items, args.steps, args.lr, precision, args.seed) if args.steps else float("nan")
+    final = trained_branch(model, items, args.steps, args.lr, precision, args.seed,
+                                                  args.speech_dropout) if args.steps else float("nan")
     seconds = time.time() - started
     after = text_dependence(model, own, other, precision)
     print(f"{len(items)} training utterances ({args.extra} extra) cached in {cached:.0f} s; "
@@ -277,7 +285,8 @@ def main() -> None:
     record = {"run": str(args.run), "stage": args.stage, "split": args.split, "n": len(held),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
               "extra": args.extra, "vocab": args.vocab, "by_word": args.by_word, "speech_init": args.speech_init,
-              "head_code_map": args.head_code_map, "memorised": args.memorised, "name_drill": args.name_drill, "train_utterances": len(items),
+              "head_code_map": args.head_code_map, "memorised": args.memorised, "name_drill": args.name_drill,
+              "speech_dropout": args.speech_dropout, "train_utterances": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
         from toolkit.evaluation.ladder import encode_utterances, read_aloud

@@ -152,3 +152,18 @@ def test_by_word_examples_keep_a_word_said_alone_and_drop_unplaced_sentences():
                                 text="Abuja", spans=[("Abuja", 0, 4)])
     assert torch.equal(own[0]["input_ids"], whole["input_ids"])
     assert int((own[0]["target_modality"] == 1).sum()) >= 4  # every code is a speech target
+
+
+def test_speech_input_dropout_zeroes_only_input_codes():
+    """Only positions whose input is a speech code (they predict speech and follow one that
+    did) may be zeroed; text and the position that starts the speech never are."""
+    from toolkit.speech_lm.speaking_warmup import dropped_speech_inputs
+
+    labels = torch.tensor([-100, -100, 4, 5, 6, 7, -100, 3, 2])  # text, text, sosp->c, c, c, c->eosp, text, ...
+    hidden = torch.ones(len(labels), 3)
+    item = (hidden, torch.arange(9), torch.ones(9, dtype=torch.bool), labels)
+    out = dropped_speech_inputs(item, 1.0, torch.Generator().manual_seed(0))[0]
+    assert out[:, 0].tolist() == [1, 1, 1, 0, 0, 0, 1, 1, 0]
+    assert torch.equal(dropped_speech_inputs(item, 0.0, torch.Generator())[0], hidden)
+    kept = dropped_speech_inputs(item, 0.5, torch.Generator().manual_seed(1))[0]
+    assert set(kept[:, 0].tolist()) <= {0.0, 1.0} and kept[[0, 1, 2, 6, 7], 0].eq(1).all()

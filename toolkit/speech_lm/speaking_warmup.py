@@ -88,12 +88,24 @@ def mean_branch_loss(model: nn.Module, items: Sequence[BranchItem], precision: t
                for s in range(0, len(items), BATCH)) / len(items)
 
 
+def dropped_speech_inputs(item: BranchItem, rate: float, gen: torch.Generator) -> BranchItem:
+    """``item`` with the split-point state of each input speech code (a position that predicts
+    speech and follows one that did) zeroed with probability ``rate``, so the branch must say a
+    word from its text more than from the codes before it. Text inputs are never touched."""
+    hidden, positions, visible, labels = item
+    speaks = labels >= 0
+    is_code = speaks & torch.cat([speaks.new_zeros(1), speaks[:-1]])
+    drop = is_code & (torch.rand(len(labels), generator=gen) < rate)
+    return hidden.masked_fill(drop[:, None], 0.0), positions, visible, labels
+
+
 def train_branch(model: nn.Module, items: Sequence[BranchItem], steps: int, lr: float,
                  precision: torch.dtype | None, seed: int,
-                 on_step: Callable[[int, float], None] | None = None) -> float:
+                 on_step: Callable[[int, float], None] | None = None, input_dropout: float = 0.0) -> float:
     """AdamW on the speech branch and head only (warmup, cosine to 0.1 ``lr``), ``BATCH``
-    random items a step; ``on_step(step, loss)`` after each. Returns the mean loss of the last
-    10 % of the steps. Every parameter's ``requires_grad`` is as before on return."""
+    random items a step, their speech inputs dropped at ``input_dropout``
+    (:func:`dropped_speech_inputs`); ``on_step(step, loss)`` after each. Returns the mean loss
+    of the last 10 % of the steps. Every parameter's ``requires_grad`` is as before on return."""
     before = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
@@ -105,9 +117,13 @@ def train_branch(model: nn.Module, items: Sequence[BranchItem], steps: int, lr: 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * (
         0.1 + 0.45 * (1 + math.cos(math.pi * min(s, steps) / steps))))
     rng, tail, pool = random.Random(seed), [], list(items)
+    gen = torch.Generator().manual_seed(seed)
     try:
         for step in range(steps):
-            loss = branch_loss(model, rng.sample(pool, min(BATCH, len(pool))), precision)
+            batch = rng.sample(pool, min(BATCH, len(pool)))
+            if input_dropout > 0:
+                batch = [dropped_speech_inputs(item, input_dropout, gen) for item in batch]
+            loss = branch_loss(model, batch, precision)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, 1.0)
@@ -125,4 +141,4 @@ def train_branch(model: nn.Module, items: Sequence[BranchItem], steps: int, lr: 
     return sum(tail) / max(len(tail), 1)
 
 
-__all__ = ["BranchItem", "split_states", "branch_loss", "mean_branch_loss", "train_branch"]
+__all__ = ["BranchItem", "dropped_speech_inputs", "split_states", "branch_loss", "mean_branch_loss", "train_branch"]
