@@ -131,9 +131,8 @@ def codes_of(lm, run: Path, groups: dict[Path, list[dict]]) -> dict:
 def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool) -> tuple[list, list, list]:
     """Training-shaped examples of ``utts``: TTS, or word-interleaved TTS (``tts_words``;
     utterances whose words the tokenizer cannot place are left out; one word spans all its
-    codes), each also with the same
-    speech under another text: the next utterance's (TTS) or its own words in another order
-    (by word: each segment under a wrong word)."""
+    codes), each also with the same speech under another text: the next utterance's (TTS) or
+    its own words in another order (by word: each segment under a wrong word)."""
     model = lm.model
     if not by_word:
         pairs = [(u["text"], codes[u["id"]]) for u in utts]
@@ -275,8 +274,8 @@ def main() -> None:
     cached = time.time() - started
     before = text_dependence(model, own, other, precision)
     started = time.time()
-    final = trained_branch(model, items, args.steps, args.lr, precision, args.seed,
-                                                  args.speech_dropout) if args.steps else float("nan")
+    final = (trained_branch(model, items, args.steps, args.lr, precision, args.seed, args.speech_dropout)
+             if args.steps else float("nan"))
     seconds = time.time() - started
     after = text_dependence(model, own, other, precision)
     print(f"{len(items)} training utterances ({args.extra} extra) cached in {cached:.0f} s; "
