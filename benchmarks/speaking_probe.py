@@ -1,7 +1,7 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
 [--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--vocab N] [--uncompressed] [--by-word]
-[--speech-init aligned] [--head-code-map] [--name-drill K] [--speech-dropout P] [--memorised N]
-[--no-read]``.
+[--speech-init aligned] [--head-code-map] [--name-drill K] [--speech-dropout P] [--word-alone]
+[--memorised N] [--no-read]``.
 
 Does the speech branch of a trained run say the text it is given, or speech of its own? It
 trains the speech branch and head alone on text-to-speech (every transcribed training
@@ -27,6 +27,8 @@ sentence. ``--name-drill K`` adds every corpus name said alone in the house voic
 as often as a sentence: a name is otherwise trained about 16 times against ~900 for a carrier word.
 ``--speech-dropout P`` zeroes each input speech code's split-point state with probability P while
 the branch trains, so it must say a word from its text more than from the codes before it.
+``--word-alone`` (with ``--by-word``) trains and reads every word as its own example, with no
+sentence around it: a name learnt in one sentence then has no other sentence to be said in.
 """
 
 from __future__ import annotations
@@ -128,11 +130,13 @@ def codes_of(lm, run: Path, groups: dict[Path, list[dict]]) -> dict:
     return out
 
 
-def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool) -> tuple[list, list, list]:
+def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool,
+                   alone: bool = False) -> tuple[list, list, list]:
     """Training-shaped examples of ``utts``: TTS, or word-interleaved TTS (``tts_words``;
     utterances whose words the tokenizer cannot place are left out; one word spans all its
     codes), each also with the same speech under another text: the next utterance's (TTS) or
-    its own words in another order (by word: each segment under a wrong word)."""
+    its own words in another order (by word: each segment under a wrong word). ``alone`` (by
+    word only): each word is its own example (its text, then its codes), with no sentence."""
     model = lm.model
     if not by_word:
         pairs = [(u["text"], codes[u["id"]]) for u in utts]
@@ -149,9 +153,21 @@ def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool) -> tuple[li
             continue
         kept.append(u)
         for out, chosen in ((own, spans), (other, shuffled_words(spans, i))):
-            out.append(pretraining_example("tts_words", model.text_tokenizer, model.tokens, codes=codes[u["id"]],
-                                           text=u["text"], spans=chosen))
+            pieces = [(w, codes[u["id"]][a:b], [(w, 0, b - a)]) for w, a, b in chosen if b > a] if alone else \
+                [(u["text"], codes[u["id"]], chosen)]
+            out += [pretraining_example("tts_words", model.text_tokenizer, model.tokens, codes=c, text=t, spans=sp)
+                    for t, c, sp in pieces]
     return kept, own, other
+
+
+def read_words_alone(model: nn.Module, texts: list[str]) -> list[Tensor]:
+    """Each text read aloud one word at a time, every word with no sentence before it (as
+    ``--word-alone`` trains) -> the codes of its words joined, ``[n]`` per text."""
+    from toolkit.evaluation.ladder import read_aloud
+
+    words = [t.split() for t in texts]
+    said = iter(read_aloud(model, [w for ws in words for w in ws], by_word=True))
+    return [torch.cat([next(said) for _ in ws]) if ws else torch.zeros(0, dtype=torch.long) for ws in words]
 
 
 def shuffled_words(spans: list[tuple[str, int, int]], seed: int) -> list[tuple[str, int, int]]:
@@ -216,6 +232,8 @@ def arguments() -> argparse.Namespace:
                         help="add every name said alone in the house voice, K times each in the training pool")
     parser.add_argument("--speech-dropout", type=float, default=0.0,
                         help="while training, zero each input speech code's split-point state with probability P")
+    parser.add_argument("--word-alone", action="store_true",
+                        help="with --by-word: train and read each word as its own example, with no sentence")
     parser.add_argument("--memorised", type=int, default=0,
                         help="also read N training sentences with a name aloud (phoneme head only)")
     parser.add_argument("--no-read", action="store_true", help="skip reading aloud (text dependence only)")
@@ -264,11 +282,14 @@ def main() -> None:
         model.params.speech_head_code_map = True
         model.tie_speech_head(lm.tokenizer.code_vectors())
     started = time.time()
-    train, train_examples, _ = probe_examples(lm, train, codes, args.by_word)
-    _, own, other = probe_examples(lm, held, codes, args.by_word)  # all of held is read aloud
+    if args.word_alone and not args.by_word:
+        raise SystemExit("--word-alone needs --by-word (the tokenizer's word spans cut the words)")
+    train, train_examples, _ = probe_examples(lm, train, codes, args.by_word, args.word_alone)
+    _, own, other = probe_examples(lm, held, codes, args.by_word, args.word_alone)  # all of held is read aloud
     items = split_states(model, train_examples, precision)
     if drill:  # the same states K times: a name alone is drawn K times as often
-        _, drill_examples, _ = probe_examples(lm, [u for u in drill if u["id"] in codes], codes, args.by_word)
+        _, drill_examples, _ = probe_examples(lm, [u for u in drill if u["id"] in codes], codes, args.by_word,
+                                              args.word_alone)
         items += split_states(model, drill_examples, precision) * args.name_drill
     own, other = split_states(model, own, precision), split_states(model, other, precision)
     cached = time.time() - started
@@ -278,19 +299,22 @@ def main() -> None:
              if args.steps else float("nan"))
     seconds = time.time() - started
     after = text_dependence(model, own, other, precision)
-    print(f"{len(items)} training utterances ({args.extra} extra) cached in {cached:.0f} s; "
+    print(f"{len(items)} training items ({len(train)} utterances, {args.extra} extra) cached in {cached:.0f} s; "
           f"{args.steps} steps in {seconds:.0f} s, final training CE {final:.3f}")
     print_ce(before, after)
     record = {"run": str(args.run), "stage": args.stage, "split": args.split, "n": len(held),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
               "extra": args.extra, "vocab": args.vocab, "by_word": args.by_word, "speech_init": args.speech_init,
               "head_code_map": args.head_code_map, "memorised": args.memorised, "name_drill": args.name_drill,
-              "speech_dropout": args.speech_dropout, "train_utterances": len(items),
+              "speech_dropout": args.speech_dropout, "word_alone": args.word_alone, "train_utterances": len(train),
+              "train_items": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
         from toolkit.evaluation.ladder import encode_utterances, read_aloud
 
-        said = read_aloud(model, [u["text"] for u in held], by_word=args.by_word)
+        say = (lambda texts: read_words_alone(model, texts)) if args.word_alone else \
+            (lambda texts: read_aloud(model, texts, by_word=args.by_word))
+        said = say([u["text"] for u in held])
         own_codes = encode_utterances(lm.tokenizer, held, corpus)
         record["phonemes"] = phonemes = phoneme_reading(lm, held, said, own_codes, corpus)
         read = None
@@ -301,7 +325,7 @@ def main() -> None:
         print_reading(read, phonemes)
         if args.memorised:
             seen = [u for u in ladder_utterances(corpus, "train") if u["id"] in codes][:args.memorised]
-            said = read_aloud(model, [u["text"] for u in seen], by_word=args.by_word)
+            said = say([u["text"] for u in seen])
             record["memorised_reading"] = memorised = phoneme_reading(lm, seen, said, [codes[u["id"]] for u in seen], corpus)
             print("training sentences read aloud:")
             print_reading(None, memorised)

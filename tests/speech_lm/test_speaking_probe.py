@@ -167,3 +167,37 @@ def test_speech_input_dropout_zeroes_only_input_codes():
     assert torch.equal(dropped_speech_inputs(item, 0.0, torch.Generator())[0], hidden)
     kept = dropped_speech_inputs(item, 0.5, torch.Generator().manual_seed(1))[0]
     assert set(kept[:, 0].tolist()) <= {0.0, 1.0} and kept[[0, 1, 2, 6, 7], 0].eq(1).all()
+
+
+def test_words_alone_are_trained_and_read_without_their_sentence():
+    """``--word-alone``: each word of a placed sentence becomes its own example (its text, then
+    the codes of its span; a word said in no code is dropped), its wrong-text twin puts the
+    same codes under another word; reading a sentence says each word as if it were alone."""
+    from types import SimpleNamespace
+
+    from toolkit.speech_lm.interleave import read_interleaved
+    from toolkit.speech_lm.sequences import pretraining_example
+
+    probe, model = probe_module(), tiny_split()[1]
+    codes = {"s0": torch.tensor([3, 4, 5, 6, 7])}
+    spans = [("she", 0, 2), ("said", 2, 2), ("Abuja", 2, 5)]
+    lm = SimpleNamespace(model=model, tokenizer=SimpleNamespace(word_spans=lambda c, t: spans))
+    kept, own, other = probe.probe_examples(lm, [{"id": "s0", "text": "she said Abuja"}], codes,
+                                            by_word=True, alone=True)
+    assert len(kept) == 1 and len(own) == len(other) == 2
+    for example, (word, a, b) in zip(own, (spans[0], spans[2])):
+        alone = pretraining_example("tts_words", model.text_tokenizer, model.tokens, codes=codes["s0"][a:b],
+                                    text=word, spans=[(word, 0, b - a)])
+        assert torch.equal(example["input_ids"], alone["input_ids"])
+    assert not torch.equal(other[0]["input_ids"], own[0]["input_ids"])
+    spoken = [e["labels"][e["target_modality"] == 1] for e in (other[0], own[0])]
+    assert torch.equal(*spoken)
+
+    torch.manual_seed(0)
+    for p in model.parameters():  # a branch that says something other than eosp at once
+        p.data.normal_(0, 0.5)
+    model.eval()
+    said = probe.read_words_alone(model, ["she said", "said"])
+    each = read_interleaved(model, ["she", "said"])
+    assert torch.equal(said[0], torch.cat(each)) and torch.equal(said[1], each[1])
+    assert len(said[0]) > 0
