@@ -92,7 +92,8 @@ def phoneme_reading(lm, utts: list[dict], said: list[Tensor], own: list[Tensor],
 
 def fresh_model(run: Path):
     """The run's recipe's split model as built before any LM stage (speech branch copied from
-    the trunk, speech embedding and head new), with the run's trained tokenizer."""
+    the trunk, speech embedding and head new), with the run's trained tokenizer and decoder
+    (None where the run has not trained one: then nothing is voiced or judged)."""
     from toolkit.persist.components import load_run_component
     from toolkit.speech_lm.bundle import SpeechLM, build_split, build_trunk
     from toolkit.recipe import load_recipe
@@ -103,7 +104,9 @@ def fresh_model(run: Path):
         raise SystemExit(f"{run}: no tokenizer stage (run the recipe with --only corpus --only tokenizer)")
     trunk = build_trunk(recipe["trunk"])
     split = build_split(trunk, recipe["splitter"], tokenizer.codebook_size)
-    return SpeechLM(split.eval(), trunk.eval(), tokenizer, None, {"tokenizer": node}, f"{run} (fresh)")
+    decoder, decoder_node = load_run_component(run, "decoder")
+    nodes = {"tokenizer": node, **({"decoder": decoder_node} if decoder is not None else {})}
+    return SpeechLM(split.eval(), trunk.eval(), tokenizer, decoder, nodes, f"{run} (fresh)")
 
 
 def extra_rows(run: Path, count: int, words: list[str] | None) -> tuple[Path, list[dict]]:
@@ -142,6 +145,7 @@ def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool,
         pairs = [(u["text"], codes[u["id"]]) for u in utts]
         others = [(utts[(i + 1) % len(utts)]["text"], c) for i, (_, c) in enumerate(pairs)]
         return utts, tts_examples(model, pairs), tts_examples(model, others)
+    from toolkit.speech_lm.interleave import words_alone
     from toolkit.speech_lm.sequences import pretraining_example
 
     kept, own, other = [], [], []
@@ -153,21 +157,11 @@ def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool,
             continue
         kept.append(u)
         for out, chosen in ((own, spans), (other, shuffled_words(spans, i))):
-            pieces = [(w, codes[u["id"]][a:b], [(w, 0, b - a)]) for w, a, b in chosen if b > a] if alone else \
+            pieces = [(w, c, [(w, 0, len(c))]) for w, c in words_alone(chosen, codes[u["id"]])] if alone else \
                 [(u["text"], codes[u["id"]], chosen)]
             out += [pretraining_example("tts_words", model.text_tokenizer, model.tokens, codes=c, text=t, spans=sp)
                     for t, c, sp in pieces]
     return kept, own, other
-
-
-def read_words_alone(model: nn.Module, texts: list[str]) -> list[Tensor]:
-    """Each text read aloud one word at a time, every word with no sentence before it (as
-    ``--word-alone`` trains) -> the codes of its words joined, ``[n]`` per text."""
-    from toolkit.evaluation.ladder import read_aloud
-
-    words = [t.split() for t in texts]
-    said = iter(read_aloud(model, [w for ws in words for w in ws], by_word=True))
-    return [torch.cat([next(said) for _ in ws]) if ws else torch.zeros(0, dtype=torch.long) for ws in words]
 
 
 def shuffled_words(spans: list[tuple[str, int, int]], seed: int) -> list[tuple[str, int, int]]:
@@ -312,9 +306,8 @@ def main() -> None:
     if not args.no_read:
         from toolkit.evaluation.ladder import encode_utterances, read_aloud
 
-        say = (lambda texts: read_words_alone(model, texts)) if args.word_alone else \
-            (lambda texts: read_aloud(model, texts, by_word=args.by_word))
-        said = say([u["text"] for u in held])
+        reading = "alone" if args.word_alone else args.by_word
+        said = read_aloud(model, [u["text"] for u in held], by_word=reading)
         own_codes = encode_utterances(lm.tokenizer, held, corpus)
         record["phonemes"] = phonemes = phoneme_reading(lm, held, said, own_codes, corpus)
         read = None
@@ -325,7 +318,7 @@ def main() -> None:
         print_reading(read, phonemes)
         if args.memorised:
             seen = [u for u in ladder_utterances(corpus, "train") if u["id"] in codes][:args.memorised]
-            said = say([u["text"] for u in seen])
+            said = read_aloud(model, [u["text"] for u in seen], by_word=reading)
             record["memorised_reading"] = memorised = phoneme_reading(lm, seen, said, [codes[u["id"]] for u in seen], corpus)
             print("training sentences read aloud:")
             print_reading(None, memorised)

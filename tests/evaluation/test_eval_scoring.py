@@ -53,3 +53,14 @@ def test_an_unloadable_baseline_run_is_reported_not_fatal(tmp_path):
     assert result["status"] == "not run" and str(broken) in result["reason"]
     missing = baseline_no_stage1(EvalParams(baseline_run=str(tmp_path / "nope")), {}, None, None, None)
     assert missing["status"] == "not run" and "does not exist" in missing["reason"]
+
+
+def test_read_by_word_takes_a_flag_or_alone_and_names_a_typo():
+    from toolkit.errors import RecipeError
+    from toolkit.evaluation.run import EvalParams
+    from toolkit.params import parse_params
+
+    assert parse_params(EvalParams, {"read_by_word": True}).read_by_word is True
+    assert parse_params(EvalParams, {"read_by_word": "alone"}).read_by_word == "alone"
+    with pytest.raises(RecipeError, match="read_by_word"):
+        parse_params(EvalParams, {"read_by_word": "alon"})

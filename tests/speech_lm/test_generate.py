@@ -93,3 +93,19 @@ def test_reading_by_word_gives_each_text_the_same_codes_in_a_batch_as_alone():
     for text, codes in zip(texts, together):
         (alone,) = read_interleaved(model, [text], max_codes_per_word=4)
         assert torch.equal(alone, codes) and len(codes) <= 4 * len(text.split())
+
+
+def test_reading_words_alone_says_each_word_as_if_it_were_the_whole_text():
+    """``alone``: a word's codes cannot depend on the words before it; read in a sentence
+    (the default) they do, so the test can tell the two apart."""
+    from toolkit.speech_lm.interleave import read_interleaved
+
+    _, model = tiny_split(seed=3)
+    model.eval()
+    words = ["ab", "cd", "ef"]
+    alone = read_interleaved(model, [" ".join(words), "cd"], max_codes_per_word=4, alone=True)
+    each = [read_interleaved(model, [w], max_codes_per_word=4)[0] for w in words]
+    assert torch.equal(alone[0], torch.cat(each)) and torch.equal(alone[1], each[1])
+    assert len(alone[0]) > len(words)
+    in_sentence = read_interleaved(model, [" ".join(words)], max_codes_per_word=4)[0]
+    assert not torch.equal(in_sentence, alone[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -138,8 +139,6 @@ def test_name_drill_says_each_name_alone_and_reuses_its_audio(tmp_path):
 def test_by_word_examples_keep_a_word_said_alone_and_drop_unplaced_sentences():
     """A name said alone spans all its codes (the aligner only places words of sentences); a
     sentence the aligner cannot place is left out."""
-    from types import SimpleNamespace
-
     from toolkit.speech_lm.sequences import pretraining_example
 
     probe, model = probe_module(), tiny_split()[1]
@@ -172,10 +171,7 @@ def test_speech_input_dropout_zeroes_only_input_codes():
 def test_words_alone_are_trained_and_read_without_their_sentence():
     """``--word-alone``: each word of a placed sentence becomes its own example (its text, then
     the codes of its span; a word said in no code is dropped), its wrong-text twin puts the
-    same codes under another word; reading a sentence says each word as if it were alone."""
-    from types import SimpleNamespace
-
-    from toolkit.speech_lm.interleave import read_interleaved
+    same codes under another word."""
     from toolkit.speech_lm.sequences import pretraining_example
 
     probe, model = probe_module(), tiny_split()[1]
@@ -193,11 +189,25 @@ def test_words_alone_are_trained_and_read_without_their_sentence():
     spoken = [e["labels"][e["target_modality"] == 1] for e in (other[0], own[0])]
     assert torch.equal(*spoken)
 
-    torch.manual_seed(0)
-    for p in model.parameters():  # a branch that says something other than eosp at once
-        p.data.normal_(0, 0.5)
-    model.eval()
-    said = probe.read_words_alone(model, ["she said", "said"])
-    each = read_interleaved(model, ["she", "said"])
-    assert torch.equal(said[0], torch.cat(each)) and torch.equal(said[1], each[1])
-    assert len(said[0]) > 0
+
+def test_speaking_warmup_alone_reads_each_placed_word_alone_and_unplaced_sentences_whole():
+    """``speaking_warmup_alone``: an utterance whose words the tokenizer places gives one
+    example per word said in some code; one it cannot place stays a whole-text TTS example."""
+    from toolkit.speech_lm.sequences import pretraining_example
+    from toolkit.stages.speaking import reading_examples
+
+    model = tiny_split()[1]
+    codes = {"a": [3, 4, 5, 6], "b": [5, 6]}
+    spans = {"she said it": [("she", 0, 1), ("said", 1, 1), ("it", 1, 4)]}
+    train = [{"id": "a", "text": "she said it"}, {"id": "b", "text": "ok"}]
+    cache = SimpleNamespace(get=codes.__getitem__)
+    out, by_word = reading_examples(model, train, cache, lambda c, t: spans.get(t), alone=True)
+    tok, tokens = model.text_tokenizer, model.tokens
+    expected = [pretraining_example("tts_words", tok, tokens, codes=torch.tensor([3]), text="she", spans=[("she", 0, 1)]),
+                pretraining_example("tts_words", tok, tokens, codes=torch.tensor([4, 5, 6]), text="it",
+                                    spans=[("it", 0, 3)]),
+                pretraining_example("tts", tok, tokens, codes=torch.tensor([5, 6]), text="ok")]
+    assert by_word == 1 and len(out) == 3
+    assert all(torch.equal(o["input_ids"], e["input_ids"]) for o, e in zip(out, expected))
+    whole, _ = reading_examples(model, train, cache, lambda c, t: spans.get(t))
+    assert len(whole) == 2 and len(whole[0]["input_ids"]) > len(out[0]["input_ids"]) + len(out[1]["input_ids"])

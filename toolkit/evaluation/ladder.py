@@ -70,16 +70,17 @@ def transcribe(model: nn.Module, codes: list[Tensor], max_new_tokens: int = 40,
 
 @torch.no_grad()
 def read_aloud(model: nn.Module, texts: list[str], max_new_tokens: int = 100,
-               batch_size: int = 16, progress: Progress = None, by_word: bool = False) -> list[Tensor]:
+               batch_size: int = 16, progress: Progress = None, by_word: bool | str = False) -> list[Tensor]:
     """Speech codes ``[n]`` the model says for each text (greedy): in the TTS layout (the text,
     then the first speech segment), or ``by_word`` in the word-interleaved one
-    (:func:`toolkit.speech_lm.interleave.read_interleaved`)."""
+    (:func:`toolkit.speech_lm.interleave.read_interleaved`; ``by_word="alone"``: each word
+    with no sentence before it)."""
     from toolkit.speech_lm.generate import GenerationConfig, generate
 
     if by_word:
         from toolkit.speech_lm.interleave import read_interleaved
 
-        out = read_interleaved(model, texts, batch_size=batch_size)
+        out = read_interleaved(model, texts, batch_size=batch_size, alone=by_word == "alone")
         if progress is not None:
             progress(len(texts))
         return out
@@ -146,7 +147,7 @@ def ceilings(lm, judge, utterances: list[dict], corpus: Path, codes: list[Tensor
 
 
 def stage_rungs(model: nn.Module, lm, judge, utterances: list[dict], codes: list[Tensor],
-                progress: Progress = None, by_word: bool = False) -> dict[str, Any]:
+                progress: Progress = None, by_word: bool | str = False) -> dict[str, Any]:
     """One model's hearing and speaking scores (reading aloud ``by_word`` or not; see
     :func:`read_aloud`), with a few samples of each."""
     heard = transcribe(model, codes, progress=progress)

@@ -8,7 +8,7 @@ import gc
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 
 from toolkit.errors import ToolkitError
@@ -42,9 +42,10 @@ class EvalParams:
     ladder_utterances: int = 60
     """Held-out utterances for the hearing and speaking measures of each LM stage (0: skip)."""
     ladder_split: str = "test"
-    read_by_word: bool = False
+    read_by_word: bool | Literal["alone"] = False
     """Speaking rung: read each held-out sentence word by word (each word's text, then the
-    model's speech for it), the layout the ``tts_words`` task trains; else the text first."""
+    model's speech for it), the layout the ``tts_words`` task trains; ``alone``: each word with
+    no sentence before it, as ``speaking_warmup_alone`` trains; else the text first."""
     perplexity_texts: int = 16
     resynthesis_utterances: int = 4
     latency_answers: int = 2

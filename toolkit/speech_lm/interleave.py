@@ -11,6 +11,10 @@ always the text just before the open speech segment, so reading is local::
 Word spans come from the speech tokenizer (its optional ``word_spans(codes, text)``, e.g.
 whisper_vq's phoneme forced alignment). Reading aloud in this layout gives each word's text
 and ``sosp`` and lets the model say codes until ``eosp``.
+
+A branch trained on whole sentences this way still memorises sentences: it says a name it
+learnt in one sentence wrongly in another. Trained and read on each word alone
+(:func:`words_alone`, ``read_interleaved(alone=True)``), it has no sentence to memorise.
 """
 
 from __future__ import annotations
@@ -42,11 +46,19 @@ def interleaved_positions(tok: TextTokenizer, tokens: SpecialTokens, spans: Sequ
     return torch.cat(pieces)
 
 
+def words_alone(spans: Sequence[WordSpan], codes: Tensor) -> list[tuple[str, Tensor]]:
+    """Each word of ``spans`` with the codes ``[k]`` of its span, as if said alone (a word
+    said in no code is left out)."""
+    return [(word, codes[start:end]) for word, start, end in spans if end > start]
+
+
 @torch.no_grad()
 def read_interleaved(model: nn.Module, texts: list[str], max_codes_per_word: int = 30,
-                     batch_size: int = 16) -> list[Tensor]:
+                     batch_size: int = 16, alone: bool = False) -> list[Tensor]:
     """Each text read aloud word by word (greedy): the word's text and ``sosp`` are given, the
-    model says codes until ``eosp`` (or ``max_codes_per_word``) -> every code said, ``[n]``."""
+    model says codes until ``eosp`` (or ``max_codes_per_word``) -> every code said, ``[n]``.
+    ``alone``: each word is read with nothing before it (as :func:`words_alone` trains), so
+    how a word is said cannot depend on the sentence around it."""
     from toolkit.speech_lm.generate import GenerationConfig, generate
 
     tok, tokens = model.text_tokenizer, model.tokens
@@ -59,14 +71,15 @@ def read_interleaved(model: nn.Module, texts: list[str], max_codes_per_word: int
         said: list[list[Tensor]] = [[] for _ in words]
         for k in range(max(map(len, words), default=0)):
             live = [i for i, w in enumerate(words) if k < len(w)]
-            prompts = [torch.cat([grids[i], text_positions(word_ids(tok, words[i][k], k == 0), tokens), opener])
-                       for i in live]
+            prompts = [torch.cat([grids[i], text_positions(word_ids(tok, words[i][k], k == 0 or alone), tokens),
+                                  opener]) for i in live]
             for i, prompt, g in zip(live, prompts, generate(model, prompts, config)):
                 codes = g.speech[0] if g.speech else torch.zeros(0, dtype=torch.long)
                 said[i].append(codes)
-                grids[i] = torch.cat([prompt, speech_positions(codes, tokens, open_=False)])
+                if not alone:
+                    grids[i] = torch.cat([prompt, speech_positions(codes, tokens, open_=False)])
         out += [torch.cat(s) if s else torch.zeros(0, dtype=torch.long) for s in said]
     return out
 
 
-__all__ = ["WordSpan", "word_ids", "interleaved_positions", "read_interleaved"]
+__all__ = ["WordSpan", "word_ids", "interleaved_positions", "words_alone", "read_interleaved"]

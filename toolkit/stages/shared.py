@@ -61,6 +61,10 @@ class LMStageParams:
     places its words), from split-point states computed once
     (:mod:`toolkit.speech_lm.speaking_warmup`)."""
     speaking_warmup_lr: float = 1e-3
+    speaking_warmup_alone: bool = False
+    """Speaking warm-up on each word alone (its text, then its codes; no sentence around it):
+    a branch trained on whole sentences memorises them and says a name learnt in one sentence
+    wrongly in another. Read back with ``stage_args.eval.read_by_word: alone``."""
     frozen: list[str] = field(default_factory=list)
     """Parameter-name prefixes held fixed in this stage's LM training (after any hearing
     warm-up), e.g. ``[speech_embed., speech_reader.]``: a warmed-up reader keeps its spelling

@@ -22,21 +22,27 @@ def branch_precision(ctx: StageContext) -> torch.dtype | None:
     return torch.bfloat16 if "bf16" in str(precision) else None
 
 
-def reading_examples(model: nn.Module, train: list[dict], cache,
-                     spans_of: Callable | None) -> tuple[list[dict], int]:
+def reading_examples(model: nn.Module, train: list[dict], cache, spans_of: Callable | None,
+                     alone: bool = False) -> tuple[list[dict], int]:
     """A text-to-speech example of every ``train`` utterance: word by word (``tts_words``) where
     ``spans_of(codes, text)`` places its words, whole (``tts``) elsewhere; and how many are
-    word by word."""
+    word by word. ``alone``: a placed utterance gives one example per word instead, the word's
+    text then its codes, with no sentence around it."""
+    from toolkit.speech_lm.interleave import words_alone
     from toolkit.speech_lm.sequences import pretraining_example
 
     out, by_word = [], 0
+    tok, tokens = model.text_tokenizer, model.tokens
     for u in train:
         codes = torch.as_tensor(cache.get(u["id"]), dtype=torch.long)
         spans = spans_of(codes, u["text"]) if spans_of is not None else None
-        kind = "tts_words" if spans else "tts"
         by_word += bool(spans)
-        out.append(pretraining_example(kind, model.text_tokenizer, model.tokens, codes=codes, text=u["text"],
-                                       spans=spans))
+        if spans and alone:
+            out += [pretraining_example("tts_words", tok, tokens, codes=c, text=w, spans=[(w, 0, len(c))])
+                    for w, c in words_alone(spans, codes)]
+        else:
+            out.append(pretraining_example("tts_words" if spans else "tts", tok, tokens, codes=codes,
+                                           text=u["text"], spans=spans))
     return out, by_word
 
 
@@ -50,7 +56,7 @@ def warm_up_speaking(ctx: StageContext, model: nn.Module, train: list[dict], cac
     from toolkit.speech_lm.speaking_warmup import split_states, train_branch
 
     started, precision = time.time(), branch_precision(ctx)
-    examples, by_word = reading_examples(model, train, cache, spans_of)
+    examples, by_word = reading_examples(model, train, cache, spans_of, params.speaking_warmup_alone)
     was_training = model.training
     model.eval()
     items = split_states(model, [e for e in examples if len(e["input_ids"]) <= params.max_seq_len], precision)
@@ -60,10 +66,13 @@ def warm_up_speaking(ctx: StageContext, model: nn.Module, train: list[dict], cac
         loss = train_branch(model, items, steps, params.speaking_warmup_lr, precision, ctx.seed,
                             on_step=lambda step, _: progress.update(task, completed=step))
     model.train(was_training)
+    alone = params.speaking_warmup_alone
     write_json(ctx.work_dir / "speaking_warmup.json", {
-        "steps": steps, "utterances": len(items), "word_by_word": by_word, "final_loss": loss, "seconds": round(time.time() - started, 1)})
-    print(f"{ctx.name}: speaking warm-up, {steps} steps on {len(items)} utterances"
-          f"{f' ({by_word} word by word)' if by_word else ''}, speech CE {loss:.3f}")
+        "steps": steps, "utterances": len(train), "examples": len(items), "word_by_word": by_word,
+        "words_alone": alone, "final_loss": loss, "seconds": round(time.time() - started, 1)})
+    print(f"{ctx.name}: speaking warm-up, {steps} steps on {len(items)} "
+          f"{'words said alone' if alone else 'utterances'}"
+          f"{f' ({by_word} utterances word by word)' if by_word else ''}, speech CE {loss:.3f}")
 
 
 __all__ = ["warm_up_speaking", "reading_examples", "branch_precision"]
