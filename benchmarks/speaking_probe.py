@@ -149,6 +149,7 @@ def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool,
     from toolkit.speech_lm.sequences import pretraining_example
 
     kept, own, other = [], [], []
+    tok, tokens = model.text_tokenizer, model.tokens
     for i, u in enumerate(utts):
         spans = lm.tokenizer.word_spans(codes[u["id"]], u["text"])
         if spans is None and len(u["text"].split()) == 1:  # a word said alone: all its codes
@@ -157,10 +158,8 @@ def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool,
             continue
         kept.append(u)
         for out, chosen in ((own, spans), (other, shuffled_words(spans, i))):
-            pieces = [(w, c, [(w, 0, len(c))]) for w, c in words_alone(chosen, codes[u["id"]])] if alone else \
-                [(u["text"], codes[u["id"]], chosen)]
-            out += [pretraining_example("tts_words", model.text_tokenizer, model.tokens, codes=c, text=t, spans=sp)
-                    for t, c, sp in pieces]
+            out += words_alone(tok, tokens, chosen, codes[u["id"]]) if alone else \
+                [pretraining_example("tts_words", tok, tokens, codes=codes[u["id"]], text=u["text"], spans=chosen)]
     return kept, own, other
 
 
@@ -231,7 +230,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--memorised", type=int, default=0,
                         help="also read N training sentences with a name aloud (phoneme head only)")
     parser.add_argument("--no-read", action="store_true", help="skip reading aloud (text dependence only)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.word_alone and not args.by_word:
+        parser.error("--word-alone needs --by-word (the tokenizer's word spans cut the words)")
+    return args
 
 
 def main() -> None:
@@ -276,8 +278,6 @@ def main() -> None:
         model.params.speech_head_code_map = True
         model.tie_speech_head(lm.tokenizer.code_vectors())
     started = time.time()
-    if args.word_alone and not args.by_word:
-        raise SystemExit("--word-alone needs --by-word (the tokenizer's word spans cut the words)")
     train, train_examples, _ = probe_examples(lm, train, codes, args.by_word, args.word_alone)
     _, own, other = probe_examples(lm, held, codes, args.by_word, args.word_alone)  # all of held is read aloud
     items = split_states(model, train_examples, precision)

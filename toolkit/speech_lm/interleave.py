@@ -46,10 +46,14 @@ def interleaved_positions(tok: TextTokenizer, tokens: SpecialTokens, spans: Sequ
     return torch.cat(pieces)
 
 
-def words_alone(spans: Sequence[WordSpan], codes: Tensor) -> list[tuple[str, Tensor]]:
-    """Each word of ``spans`` with the codes ``[k]`` of its span, as if said alone (a word
-    said in no code is left out)."""
-    return [(word, codes[start:end]) for word, start, end in spans if end > start]
+def words_alone(tok: TextTokenizer, tokens: SpecialTokens, spans: Sequence[WordSpan],
+                codes: Tensor) -> list[dict[str, Tensor]]:
+    """One ``tts_words`` example per word of ``spans``, as if said alone: the word's text,
+    then the codes of its span (a word said in no code is left out)."""
+    from toolkit.speech_lm.sequences import pretraining_example
+
+    return [pretraining_example("tts_words", tok, tokens, codes=codes[start:end], text=word,
+                                spans=[(word, 0, end - start)]) for word, start, end in spans if end > start]
 
 
 @torch.no_grad()

@@ -38,8 +38,7 @@ def reading_examples(model: nn.Module, train: list[dict], cache, spans_of: Calla
         spans = spans_of(codes, u["text"]) if spans_of is not None else None
         by_word += bool(spans)
         if spans and alone:
-            out += [pretraining_example("tts_words", tok, tokens, codes=c, text=w, spans=[(w, 0, len(c))])
-                    for w, c in words_alone(spans, codes)]
+            out += words_alone(tok, tokens, spans, codes)
         else:
             out.append(pretraining_example("tts_words" if spans else "tts", tok, tokens, codes=codes,
                                            text=u["text"], spans=spans))
