@@ -145,8 +145,7 @@ def probe_examples(lm, utts: list[dict], codes: dict, by_word: bool,
         pairs = [(u["text"], codes[u["id"]]) for u in utts]
         others = [(utts[(i + 1) % len(utts)]["text"], c) for i, (_, c) in enumerate(pairs)]
         return utts, tts_examples(model, pairs), tts_examples(model, others)
-    from toolkit.speech_lm.interleave import words_alone
-    from toolkit.speech_lm.sequences import pretraining_example
+    from toolkit.speech_lm.sequences import pretraining_example, words_alone
 
     kept, own, other = [], [], []
     tok, tokens = model.text_tokenizer, model.tokens

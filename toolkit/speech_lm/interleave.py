@@ -14,7 +14,8 @@ and ``sosp`` and lets the model say codes until ``eosp``.
 
 A branch trained on whole sentences this way still memorises sentences: it says a name it
 learnt in one sentence wrongly in another. Trained and read on each word alone
-(:func:`words_alone`, ``read_interleaved(alone=True)``), it has no sentence to memorise.
+(:func:`toolkit.speech_lm.sequences.words_alone`, ``read_interleaved(alone=True)``), it has
+no sentence to memorise.
 """
 
 from __future__ import annotations
@@ -46,23 +47,14 @@ def interleaved_positions(tok: TextTokenizer, tokens: SpecialTokens, spans: Sequ
     return torch.cat(pieces)
 
 
-def words_alone(tok: TextTokenizer, tokens: SpecialTokens, spans: Sequence[WordSpan],
-                codes: Tensor) -> list[dict[str, Tensor]]:
-    """One ``tts_words`` example per word of ``spans``, as if said alone: the word's text,
-    then the codes of its span (a word said in no code is left out)."""
-    from toolkit.speech_lm.sequences import pretraining_example
-
-    return [pretraining_example("tts_words", tok, tokens, codes=codes[start:end], text=word,
-                                spans=[(word, 0, end - start)]) for word, start, end in spans if end > start]
-
-
 @torch.no_grad()
 def read_interleaved(model: nn.Module, texts: list[str], max_codes_per_word: int = 30,
                      batch_size: int = 16, alone: bool = False) -> list[Tensor]:
     """Each text read aloud word by word (greedy): the word's text and ``sosp`` are given, the
     model says codes until ``eosp`` (or ``max_codes_per_word``) -> every code said, ``[n]``.
-    ``alone``: each word is read with nothing before it (as :func:`words_alone` trains), so
-    how a word is said cannot depend on the sentence around it."""
+    ``alone``: each word is read with nothing before it (as
+    :func:`toolkit.speech_lm.sequences.words_alone` trains), so how a word is said cannot
+    depend on the sentence around it."""
     from toolkit.speech_lm.generate import GenerationConfig, generate
 
     tok, tokens = model.text_tokenizer, model.tokens
@@ -86,4 +78,4 @@ def read_interleaved(model: nn.Module, texts: list[str], max_codes_per_word: int
     return out
 
 
-__all__ = ["WordSpan", "word_ids", "interleaved_positions", "words_alone", "read_interleaved"]
+__all__ = ["WordSpan", "word_ids", "interleaved_positions", "read_interleaved"]

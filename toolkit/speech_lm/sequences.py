@@ -165,4 +165,12 @@ def pretraining_example(kind: str, tok: TextTokenizer, tokens: SpecialTokens, co
     return example
 
 
-__all__ = ["Turn", "MODES", "build_conversation", "dialogue_turns", "pretraining_example"]
+def words_alone(tok: TextTokenizer, tokens: SpecialTokens, spans: Sequence[tuple[str, int, int]],
+                codes: Tensor) -> list[dict[str, Tensor]]:
+    """One ``tts_words`` example per word of ``spans``, as if said alone: the word's text,
+    then the codes of its span (a word said in no code is left out)."""
+    return [pretraining_example("tts_words", tok, tokens, codes=codes[start:end], text=word,
+                                spans=[(word, 0, end - start)]) for word, start, end in spans if end > start]
+
+
+__all__ = ["Turn", "MODES", "build_conversation", "dialogue_turns", "pretraining_example", "words_alone"]

@@ -28,8 +28,7 @@ def reading_examples(model: nn.Module, train: list[dict], cache, spans_of: Calla
     ``spans_of(codes, text)`` places its words, whole (``tts``) elsewhere; and how many are
     word by word. ``alone``: a placed utterance gives one example per word instead, the word's
     text then its codes, with no sentence around it."""
-    from toolkit.speech_lm.interleave import words_alone
-    from toolkit.speech_lm.sequences import pretraining_example
+    from toolkit.speech_lm.sequences import pretraining_example, words_alone
 
     out, by_word = [], 0
     tok, tokens = model.text_tokenizer, model.tokens
