@@ -10,7 +10,8 @@ from toolkit.speech_lm import data
 from toolkit.speech_lm.lora import TARGETS as LORA_TARGETS
 from toolkit.speech_lm.sequences import MODES
 from toolkit.stages.shared import (LMStageParams, build_split_model, corpus_rows, load_speech_tokenizer,
-                                   speech_codes, tie_speech_head, train_and_save)
+                                   speaking_warmup_at_end, speech_codes, tie_speech_head,
+                                   train_and_save)
 from toolkit.stages import StageContext, stage
 
 
@@ -57,4 +58,4 @@ def run(ctx: StageContext) -> None:
         add_lora(model, tuple(p.trainable), p.lora_rank, p.lora_alpha, p.lora_dropout, tuple(p.lora_targets))
         finish = merge_lora
     train_and_save(ctx, model, examples, p, trainable=tuple(p.trainable), contents="full",
-                   text_lr=p.text_lr, before_save=finish)
+                   text_lr=p.text_lr, before_save=speaking_warmup_at_end(ctx, tok, p, then=finish))

@@ -56,10 +56,12 @@ class LMStageParams:
     the speech input (embedding, code map, reader) learns to spell the training transcripts
     in batches of 32 utterances, with no trunk pass (:mod:`toolkit.speech_lm.hearing_warmup`)."""
     speaking_warmup: int = 0
-    """Steps of text-to-speech on the speech branch alone, before this stage's LM training (0:
-    none): every transcribed training utterance read aloud (word by word where the tokenizer
-    places its words), from split-point states computed once
-    (:mod:`toolkit.speech_lm.speaking_warmup`)."""
+    """Steps of text-to-speech on the speech branch alone (0: none): every transcribed training
+    utterance read aloud (word by word where the tokenizer places its words), from split-point
+    states computed once (:mod:`toolkit.speech_lm.speaking_warmup`)."""
+    speaking_warmup_at: Literal["start", "end"] = "start"
+    """When the speaking warm-up runs: before this stage's LM training, or after it (just before
+    the model is saved), so the LM steps cannot overwrite the reading it learnt."""
     speaking_warmup_lr: float = 1e-3
     speaking_warmup_alone: bool = False
     """Speaking warm-up on each word alone (its text, then its codes; no sentence around it):
@@ -206,7 +208,7 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
     tie_speech_head(model, tokenizer)
     if fresh and params.hearing_warmup > 0:
         warm_up(ctx, model, train, cache, params.hearing_warmup)
-    if params.speaking_warmup > 0:
+    if params.speaking_warmup > 0 and params.speaking_warmup_at == "start":
         from toolkit.stages.speaking import warm_up_speaking
 
         warm_up_speaking(ctx, model, train, cache, getattr(tokenizer, "word_spans", None), params)
@@ -220,6 +222,25 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
                                                model.text_tokenizer, model.tokens,
                                                data.system_prompts(corpus))
     return examples
+
+
+def speaking_warmup_at_end(ctx, tokenizer: nn.Module, params: LMStageParams,
+                           then: Callable[[nn.Module], Any] | None = None) -> Callable[[nn.Module], Any] | None:
+    """A ``before_save`` hook for :func:`train_and_save`: ``then(model)`` (e.g. merging LoRA
+    adapters), and after it the speaking warm-up where ``speaking_warmup_at`` is ``end``."""
+    if params.speaking_warmup <= 0 or params.speaking_warmup_at != "end":
+        return then
+
+    def finish(model: nn.Module) -> None:
+        from toolkit.stages.speaking import warm_up_speaking
+
+        if then is not None:
+            then(model)
+        utterances, cache = encoded_utterances(ctx, tokenizer, params)
+        train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
+        warm_up_speaking(ctx, model, train, cache, getattr(tokenizer, "word_spans", None), params)
+
+    return finish
 
 
 def tie_speech_head(model: nn.Module, tokenizer: nn.Module) -> None:
@@ -257,4 +278,4 @@ def corpus_rows(ctx: StageContext, name: str) -> list[dict]:
 
 
 __all__ = ["audio_data", "LMStageParams", "load_speech_tokenizer", "check_codebook_size", "build_split_model",
-           "speech_codes", "train_and_save", "lm_trainer_kwargs", "corpus_rows", "pretraining_data"]
+           "speech_codes", "train_and_save", "speaking_warmup_at_end", "lm_trainer_kwargs", "corpus_rows", "pretraining_data"]

@@ -1,6 +1,7 @@
 """An LM stage's speaking warm-up (``stage_args.<stage>.speaking_warmup: N``): the stage's model
 reads its transcribed training utterances aloud, trained on the speech branch alone
-(:mod:`toolkit.speech_lm.speaking_warmup`), before the stage's LM training starts."""
+(:mod:`toolkit.speech_lm.speaking_warmup`), before the stage's LM training starts or, with
+``speaking_warmup_at: end``, after it."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def warm_up_speaking(ctx: StageContext, model: nn.Module, train: list[dict], cac
     alone = params.speaking_warmup_alone
     write_json(ctx.work_dir / "speaking_warmup.json", {
         "steps": steps, "utterances": len(train), "examples": len(items), "word_by_word": by_word,
-        "words_alone": alone, "final_loss": loss, "seconds": round(time.time() - started, 1)})
+        "words_alone": alone, "at": params.speaking_warmup_at, "final_loss": loss, "seconds": round(time.time() - started, 1)})
     print(f"{ctx.name}: speaking warm-up, {steps} steps on {len(items)} "
           f"{'words said alone' if alone else 'utterances'}"
           f"{f' ({by_word} utterances word by word)' if by_word else ''}, speech CE {loss:.3f}")

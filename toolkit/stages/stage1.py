@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from toolkit.stages.shared import (LMStageParams, build_split_model, load_speech_tokenizer,
-                                            pretraining_data, train_and_save)
+                                            pretraining_data, speaking_warmup_at_end, train_and_save)
 from toolkit.stages import StageContext, stage
 
 
@@ -24,4 +24,5 @@ def run(ctx: StageContext) -> None:
     model = build_split_model(ctx, tokenizer.codebook_size, init_from=None)
     # A text target that only follows text trains nothing while the text side is frozen.
     examples = pretraining_data(ctx, model, tokenizer, p, text_targets="after_speech")
-    train_and_save(ctx, model, examples, p, trainable=("speech",), contents="speech_side")
+    train_and_save(ctx, model, examples, p, trainable=("speech",), contents="speech_side",
+                   before_save=speaking_warmup_at_end(ctx, tokenizer, p))

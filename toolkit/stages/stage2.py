@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from toolkit.speech_lm import data
 from toolkit.stages.shared import (LMStageParams, build_split_model, corpus_rows,
-                                            load_speech_tokenizer, pretraining_data, train_and_save)
+                                            load_speech_tokenizer, pretraining_data,
+                                   speaking_warmup_at_end, train_and_save)
 from toolkit.stages import StageContext, stage
 
 
@@ -38,4 +39,4 @@ def run(ctx: StageContext) -> None:
     text = data.text_examples(texts, model.text_tokenizer, model.tokens)
     examples = data.mix_text(examples, text, p.text_share, ctx.seed)
     train_and_save(ctx, model, examples, p, trainable=("text", "speech"), contents="full",
-                   text_lr=p.text_lr)
+                   text_lr=p.text_lr, before_save=speaking_warmup_at_end(ctx, tokenizer, p))
