@@ -25,6 +25,8 @@ import os
 import time
 from pathlib import Path
 
+from toolkit.evaluation.phonemes import code_phonemes, corpus_names
+
 
 def ensure_inputs(run: Path, recipe: Path, overrides: list[str]) -> None:
     """Run the corpus and tokenizer stages of ``recipe`` with ``overrides`` (e.g. a data or
@@ -43,53 +45,6 @@ def link_inputs(run: Path, probe: Path) -> None:
         target = probe / name
         if not target.exists() and (run / name).exists():
             os.symlink((run / name).resolve(), target)
-
-
-def phoneme_distance(name: str, heard: str) -> int:
-    """Edit distance of ``name`` against the best-matching stretch of ``heard`` (both phoneme
-    strings): how far the codes are from saying the name somewhere in the utterance."""
-    prev = [0] * (len(heard) + 1)  # a match may start anywhere in heard
-    for i, a in enumerate(name, 1):
-        cur = [i] + [0] * len(heard)
-        for j, b in enumerate(heard, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a != b))
-        prev = cur
-    return min(prev)
-
-
-def code_phonemes(tokenizer, utts: list[dict], codes: list, names: list[str]) -> dict | None:
-    """What the codes themselves carry, read by the tokenizer's own phoneme CTC head (a
-    whisper_vq tokenizer trained with ``ctc_labels: phonemes``; None for others): phoneme
-    error rate against espeak-ng's phonemes of the transcript, the share of utterances whose
-    name's phonemes appear unbroken, and the share whose name is the closest of ``names`` (all
-    the corpus's names) by :func:`phoneme_distance` per phoneme: whether the codes tell the
-    name apart from the others, which is what an LM that learned the names needs."""
-    from toolkit.evaluation.metrics import wer
-
-    head = getattr(tokenizer, "ctc", None)
-    if head is None or getattr(head, "labels", None) != "phonemes":
-        return None
-    vectors = tokenizer.code_vectors()
-    spoken = {n: head.reference(n).replace(" ", "") for n in names}
-    refs, hyps, hits, found = [], [], 0, 0
-    for u, c in zip(utts, codes):
-        hyp, ref = head.greedy(vectors[c]), head.reference(u["text"])
-        refs.append(" ".join(ref.replace(" ", "_")))  # one "word" per phoneme symbol
-        hyps.append(" ".join(hyp.replace(" ", "_")))
-        heard = hyp.replace(" ", "")
-        hits += spoken[u["entity"]] in heard
-        found += min(names, key=lambda n: phoneme_distance(spoken[n], heard) / max(1, len(spoken[n]))) == u["entity"]
-    return {"per": wer(refs, hyps, normalize=False), "entity_exact": hits / len(utts),
-            "entity_closest": found / len(utts), "names": len(names), "n": len(utts),
-            "samples": [[r.replace(" ", "").replace("_", " "), h.replace(" ", "").replace("_", " ")]
-                        for r, h in zip(refs[:4], hyps[:4])]}
-
-
-def corpus_names(corpus: Path) -> list[str]:
-    """Every name some utterance of ``corpus`` carries (all splits), sorted."""
-    from toolkit.io import read_jsonl
-
-    return sorted({u["entity"] for u in read_jsonl(corpus / "utterances.jsonl") if u.get("entity")})
 
 
 def encoded_utterances(run: Path, split: str, n: int) -> tuple[list[dict], object, list]:

@@ -83,7 +83,7 @@ def speaking(lm, judge, utts: list[dict], said: list[Tensor], own: list[Tensor])
 def phoneme_reading(lm, utts: list[dict], said: list[Tensor], own: list[Tensor], corpus: Path) -> dict | None:
     """Decoder-free speaking: the codes the model ``said`` read by the tokenizer's own phoneme
     head (PER, share of names closest), next to the same on the codes of their ``own`` audio."""
-    from hearing_probe import code_phonemes, corpus_names
+    from toolkit.evaluation.phonemes import code_phonemes, corpus_names
 
     names = corpus_names(corpus)
     heard = code_phonemes(lm.tokenizer, utts, said, names)
@@ -113,7 +113,7 @@ def extra_rows(run: Path, count: int, words: list[str] | None) -> tuple[Path, li
     """``count`` extra house-voice training utterances for ``run`` (after the named sentences,
     strings of ``words`` where given) and the folder their audio paths are relative to
     (``RUN/probes/tts_extra``)."""
-    from hearing_probe import corpus_names
+    from toolkit.evaluation.phonemes import corpus_names
     from speaking_data import extra_utterances
 
     root = run / "probes" / "tts_extra"
@@ -256,7 +256,7 @@ def main() -> None:
     extra_root, extra = extra_rows(args.run, args.extra, words if args.vocab else None)
     drill_root, drill = args.run / "probes" / "tts_names", []
     if args.name_drill:
-        from hearing_probe import corpus_names
+        from toolkit.evaluation.phonemes import corpus_names
         from speaking_data import name_utterances
 
         drill = name_utterances(drill_root, corpus_names(corpus))

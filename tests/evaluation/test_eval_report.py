@@ -60,6 +60,7 @@ def test_ladder_per_stage_against_its_ceilings(evaluated):
     # the judge hears espeak-ng names in the original audio; an untrained LM hears none
     assert ceiling["hearing"]["entity_rate"] == 1.0
     assert ladder["stage1"]["hearing"]["entity_rate"] == 0.0
+    assert "speaking_phonemes" not in ceiling   # mel_vq has no phoneme head to read codes with
     assert saved["system_prompts"]["s2t"] == "Answer in s2t."
     md = (out / "report.md").read_text()
     assert "## Hearing and speaking" in md and "ladder.png" in md

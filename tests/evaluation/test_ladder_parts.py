@@ -79,3 +79,46 @@ def test_aligned_rows_are_the_mean_text_embedding_each_code_heard() -> None:
     torch.testing.assert_close(rows[5], (2 * embed[ord("b")] + embed[ord("c")]) / 3)
     torch.testing.assert_close(rows[7], embed[ord("d")])
     assert torch.equal(rows[0], torch.zeros(4))
+
+
+class LetterHead:
+    """A minimal phoneme head whose "phonemes" are letters: code i is the i-th letter, read
+    back by the arg-max of its vector, as the whisper_vq head reads its code vectors."""
+
+    labels = "phonemes"
+    alphabet = "abcdefghijklmnopqrstuvwxyz "
+
+    def greedy(self, vectors: torch.Tensor) -> str:
+        return "".join(self.alphabet[i] for i in vectors.argmax(-1).tolist()).strip()
+
+    def reference(self, text: str) -> str:
+        return "".join(c for c in text.lower() if c in self.alphabet)
+
+
+class LetterTokenizer(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ctc = LetterHead()
+
+    def code_vectors(self) -> torch.Tensor:
+        return torch.eye(len(LetterHead.alphabet))
+
+
+def _codes(text: str) -> torch.Tensor:
+    return torch.tensor([LetterHead.alphabet.index(c) for c in text])
+
+
+def test_phoneme_reading_finds_a_name_said_whole_or_nearly() -> None:
+    from toolkit.evaluation.phonemes import code_phonemes, phoneme_distance
+
+    assert phoneme_distance("paris", "isawparistwice") == 0   # said somewhere in the sentence
+    assert phoneme_distance("paris", "isawpaistwice") == 1    # one phoneme lost
+    utts = [{"text": "I saw Paris", "entity": "Paris"}, {"text": "I saw Lima", "entity": "Lima"},
+            {"text": "I saw Oslo", "entity": "Oslo"}]
+    said = [_codes("i saw paris"), _codes("i saw lma"), _codes("i saw rome")]
+    out = code_phonemes(LetterTokenizer(), utts, said, ["Paris", "Lima", "Oslo", "Rome"])
+    assert out["entity_exact"] == pytest.approx(1 / 3)           # only Paris unbroken
+    assert out["entity_closest"] == pytest.approx(2 / 3)         # "lma" is still closest to Lima, "rome" is Rome
+    assert out["names"] == 4 and out["n"] == 3
+    assert 0 < out["per"] < 0.5
+    assert code_phonemes(torch.nn.Linear(1, 1), utts, said, []) is None   # no phoneme head: not read

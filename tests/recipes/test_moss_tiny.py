@@ -80,6 +80,10 @@ def test_every_stage_completes_and_reports(run_dir: Path) -> None:
             entry = report["ladder"][stage][rung]
             assert entry["n"] == 4 and 0 <= entry["entity_rate"] <= 1 and entry["wer"] >= 0
     assert report["ladder_ceiling"]["hearing"]["n"] == 4
+    # whisper_vq's phoneme head reads what each stage said without the decoder, and the own codes
+    read = [report["ladder"][s]["speaking_phonemes"] for s in ("stage1", "stage2", "sft")]
+    read.append(report["ladder_ceiling"]["speaking_phonemes"])
+    assert all(r["n"] == 4 and 0 <= r["entity_closest"] <= 1 and r["per"] >= 0 for r in read)
     warmup = json.loads((run_dir / "stage2" / "speaking_warmup.json").read_text())
     assert warmup["steps"] == 20 and 0 < warmup["word_by_word"] <= warmup["utterances"]
     assert warmup["words_alone"] and warmup["examples"] > warmup["utterances"]  # a placed sentence: one per word

@@ -7,7 +7,9 @@
 - **speaking**: the model reads the same sentences aloud in the TTS layout (text, then ``sosp``
   and speech until ``eosp``); the decoder voices the codes and the judge transcribes them. The
   ceiling is the judge on the resynthesis of the sentences' own audio (tokenizer -> decoder),
-  so the decoder's loss is not counted against the LM.
+  so the decoder's loss is not counted against the LM. Where the speech tokenizer has a
+  phoneme head, ``speaking_phonemes`` also reads the said codes with it, decoder-free
+  (:mod:`toolkit.evaluation.phonemes`), against the same head on the sentences' own codes.
 
 Utterances are corpus rows with a name to find (``entity``), e.g. the spoken_qa corpus's
 ``entity`` rows of the ``test`` split: carrier sentences and voices training never used.
@@ -139,24 +141,37 @@ def judge_transcripts(judge, utterances: list[dict], corpus: Path, progress: Pro
 
 
 def ceilings(lm, judge, utterances: list[dict], corpus: Path, codes: list[Tensor],
-             progress: Progress = None) -> dict[str, Any]:
-    """The judge on the original audio (hearing's ceiling) and on its resynthesis (speaking's)."""
+             progress: Progress = None, names: list[str] = ()) -> dict[str, Any]:
+    """The judge on the original audio (hearing's ceiling) and on its resynthesis (speaking's);
+    the phoneme head on the utterances' own codes, against ``names`` (``speaking_phonemes``)."""
     heard = judge_transcripts(judge, utterances, corpus, progress)
-    return {"hearing": score(utterances, heard),
-            "speaking": score(utterances, voiced_transcripts(lm, judge, codes, progress))}
+    out = {"hearing": score(utterances, heard),
+           "speaking": score(utterances, voiced_transcripts(lm, judge, codes, progress))}
+    return _with_phonemes(out, lm, utterances, codes, names)
+
+
+def _with_phonemes(entry: dict, lm, utterances: list[dict], codes: list[Tensor], names) -> dict:
+    from toolkit.evaluation.phonemes import code_phonemes
+
+    read = code_phonemes(lm.tokenizer, utterances, codes, list(names))
+    if read is not None:
+        entry["speaking_phonemes"] = read
+    return entry
 
 
 def stage_rungs(model: nn.Module, lm, judge, utterances: list[dict], codes: list[Tensor],
-                progress: Progress = None, by_word: bool | str = False) -> dict[str, Any]:
+                progress: Progress = None, by_word: bool | str = False,
+                names: list[str] = ()) -> dict[str, Any]:
     """One model's hearing and speaking scores (reading aloud ``by_word`` or not; see
-    :func:`read_aloud`), with a few samples of each."""
+    :func:`read_aloud`; decoder-free against ``names`` too, see :func:`ceilings`), with a few
+    samples of each."""
     heard = transcribe(model, codes, progress=progress)
-    said = voiced_transcripts(lm, judge, read_aloud(model, [u["text"] for u in utterances], by_word=by_word),
-                              progress)
+    said_codes = read_aloud(model, [u["text"] for u in utterances], by_word=by_word)
+    said = voiced_transcripts(lm, judge, said_codes, progress)
     samples = [{"text": u["text"], "heard": h, "said": s}
                for u, h, s in list(zip(utterances, heard, said))[:3]]
-    return {"hearing": score(utterances, heard), "speaking": score(utterances, said),
-            "samples": samples}
+    out = {"hearing": score(utterances, heard), "speaking": score(utterances, said), "samples": samples}
+    return _with_phonemes(out, lm, utterances, said_codes, names)
 
 
 __all__ = ["ladder_utterances", "score", "transcribe", "read_aloud", "voiced_transcripts",

@@ -17,7 +17,8 @@ def _measured(ladder: dict[str, Any]) -> list[str]:
 
 def plot_ladder(ladder: dict[str, Any], ceiling: dict[str, Any], path: Path) -> Path | None:
     """Entity rate (left) and WER (right) of hearing and speaking across stages, ceilings
-    dashed; None when no stage was measured."""
+    dashed (and the decoder-free speaking reading where there is one); None when no stage was
+    measured."""
     stages = _measured(ladder)
     if not stages or "hearing" not in ceiling:
         return None
@@ -35,7 +36,14 @@ def plot_ladder(ladder: dict[str, Any], ceiling: dict[str, Any], path: Path) -> 
             top = ceiling[rung][metric]
             if top is not None:
                 ax.axhline(top, color=color, linestyle="--", linewidth=1, label=f"{rung} ceiling")
-        ax.set_title("entity rate" if metric == "entity_rate" else "WER")
+        if "speaking_phonemes" in ceiling:  # decoder-free reading: closest name / PER
+            read_metric = "entity_closest" if metric == "entity_rate" else "per"
+            values = [(ladder[s].get("speaking_phonemes") or {}).get(read_metric, float("nan")) for s in stages]
+            ax.plot(stages, values, "s:", color="tab:green",
+                    label=f"speaking (phoneme head, {'closest name' if metric == 'entity_rate' else 'PER'})")
+            ax.axhline(ceiling["speaking_phonemes"][read_metric], color="tab:green", linestyle="--",
+                       linewidth=1, label="own codes (phoneme head)")
+        ax.set_title("entity rate" if metric == "entity_rate" else "WER (phoneme head: PER)")
         if metric == "entity_rate":
             ax.set_ylim(0, 1)
         ax.legend(fontsize=6)
@@ -51,9 +59,17 @@ def _cell(entry: dict[str, Any]) -> str:
             f"{'-' if wer is None else f'{wer:.3f}'}")
 
 
+def _phoneme_cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "-"
+    return f"{100 * entry['entity_closest']:.1f}% / {entry['per']:.3f}"
+
+
 def ladder_section(report: dict[str, Any], plots: dict[str, str]) -> list[str]:
-    """Markdown lines of the ladder: one row per stage plus the ceiling row."""
+    """Markdown lines of the ladder: one row per stage plus the ceiling row (and a decoder-free
+    speaking column where the tokenizer's phoneme head read the codes)."""
     ladder, ceiling = report.get("ladder") or {}, report.get("ladder_ceiling") or {}
+    phonemes = "speaking_phonemes" in ceiling
     out = ["## Hearing and speaking (the ladder below question answering)", ""]
     if ceiling.get("status") == "not run":
         return out + [f"Not run: {ceiling['reason']}.", ""]
@@ -61,16 +77,22 @@ def ladder_section(report: dict[str, Any], plots: dict[str, str]) -> list[str]:
     out += [f"{n} held-out `{ceiling.get('split', 'test')}` utterances (voices and carrier "
             "sentences training never used), each naming one entity. Cells: entity rate / WER. "
             "Hearing: the LM transcribes the speech codes; speaking: the LM reads the text aloud "
-            "and the judge transcribes the decoded audio.", "",
-            "| model | hearing | speaking |", "|---|---|---|"]
+            "and the judge transcribes the decoded audio."
+            + (" Decoder-free: the speech tokenizer's phoneme head reads the said codes (cells: "
+               f"share whose name is the closest of {ceiling['speaking_phonemes']['names']} names "
+               "/ phoneme error rate; ceiling: the sentences' own codes)." if phonemes else ""), "",
+            "| model | hearing | speaking |" + (" speaking, phoneme head |" if phonemes else ""),
+            "|---|---|---|" + ("---|" if phonemes else "")]
     for stage in LM_STAGES:
         entry = ladder.get(stage) or {"status": "not run", "reason": "not measured"}
         if "hearing" not in entry:
-            out.append(f"| {stage} | - | - ({entry.get('reason', '')}) |")
+            out.append(f"| {stage} | - | - ({entry.get('reason', '')}) |" + (" - |" if phonemes else ""))
         else:
-            out.append(f"| {stage} | {_cell(entry['hearing'])} | {_cell(entry['speaking'])} |")
+            out.append(f"| {stage} | {_cell(entry['hearing'])} | {_cell(entry['speaking'])} |"
+                       + (f" {_phoneme_cell(entry.get('speaking_phonemes'))} |" if phonemes else ""))
     out.append(f"| ceiling (judge on original / on resynthesis) | {_cell(ceiling['hearing'])} | "
-               f"{_cell(ceiling['speaking'])} |")
+               f"{_cell(ceiling['speaking'])} |"
+               + (f" {_phoneme_cell(ceiling['speaking_phonemes'])} |" if phonemes else ""))
     if "ladder" in plots:
         out += ["", f"![ladder across stages]({plots['ladder']})"]
     return out + [""]

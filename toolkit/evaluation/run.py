@@ -118,6 +118,7 @@ def ladder_measure(lm, judge, corpus: Path | None, p: EvalParams, progress) -> t
     """The hearing/speaking measure for :func:`per_stage` and the ceilings it is read against
     (``(None, reason entry)`` when the run cannot be measured)."""
     from toolkit.evaluation.ladder import ceilings, encode_utterances, ladder_utterances, stage_rungs
+    from toolkit.evaluation.phonemes import corpus_names
 
     if lm.tokenizer is None or lm.decoder is None:
         return None, {"status": "not run", "reason": "the model has no speech tokenizer or decoder"}
@@ -125,13 +126,13 @@ def ladder_measure(lm, judge, corpus: Path | None, p: EvalParams, progress) -> t
     if not utts:
         return None, {"status": "not run", "reason": f"no {p.ladder_split} utterances with an "
                                                      "'entity' name in corpus/utterances.jsonl"}
-    codes = encode_utterances(lm.tokenizer, utts, corpus)
-    ceiling = ceilings(lm, judge, utts, corpus, codes, _task(progress, "ladder ceilings", 2 * len(utts)))
+    codes, names = encode_utterances(lm.tokenizer, utts, corpus), corpus_names(corpus)
+    ceiling = ceilings(lm, judge, utts, corpus, codes, _task(progress, "ladder ceilings", 2 * len(utts)), names)
     ceiling["split"] = p.ladder_split
 
     def measure(model) -> dict:
         return stage_rungs(model, lm, judge, utts, codes, _task(progress, "hearing / speaking", 2 * len(utts)),
-                           by_word=p.read_by_word)
+                           by_word=p.read_by_word, names=names)
     return measure, ceiling
 
 

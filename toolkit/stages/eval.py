@@ -24,8 +24,11 @@ def run_eval(ctx: StageContext) -> None:
     for name, entry in report["ladder"].items():
         if "hearing" in entry:
             h, s = entry["hearing"], entry["speaking"]
+            read = entry.get("speaking_phonemes")
             console.print(f"  {name}: hearing {100 * h['entity_rate']:.0f}% of names (WER {h['wer']:.2f}), "
-                          f"speaking {100 * s['entity_rate']:.0f}% (WER {s['wer']:.2f})")
+                          f"speaking {100 * s['entity_rate']:.0f}% (WER {s['wer']:.2f})"
+                          + (f", phoneme head {100 * read['entity_closest']:.0f}% (PER {read['per']:.2f})"
+                             if read else ""))
     ceiling = report["ladder_ceiling"]
     if "hearing" in ceiling:
         console.print(f"  ceilings: judge hears {100 * ceiling['hearing']['entity_rate']:.0f}% of names, "
