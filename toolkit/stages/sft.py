@@ -43,6 +43,9 @@ def run(ctx: StageContext) -> None:
     if bad:
         raise ToolkitError(f"recipe error at stage_args.sft.modes: unknown mode '{bad[0]}'; "
                            f"modes: {', '.join(MODES)}")
+    if p.speaking_warmup > 0 and p.speaking_warmup_at != "end":
+        raise ToolkitError("recipe error at stage_args.sft.speaking_warmup_at: SFT has no pre-training "
+                           "data to warm up before; set it to 'end' (after the SFT steps)")
     tok = load_speech_tokenizer(ctx)
     model = build_split_model(ctx, tok.codebook_size, init_from=p.init_from)
     tie_speech_head(model, tok)
