@@ -83,16 +83,19 @@ def ladder_section(report: dict[str, Any], plots: dict[str, str]) -> list[str]:
                "/ phoneme error rate; ceiling: the sentences' own codes)." if phonemes else ""), "",
             "| model | hearing | speaking |" + (" speaking, phoneme head |" if phonemes else ""),
             "|---|---|---|" + ("---|" if phonemes else "")]
+
+    def row(label: str, entry: dict[str, Any], rungs: list[str]) -> str:
+        if phonemes:
+            rungs.append(_phoneme_cell(entry.get("speaking_phonemes")) if "hearing" in entry else "-")
+        return "| " + " | ".join([label, *rungs]) + " |"
+
     for stage in LM_STAGES:
         entry = ladder.get(stage) or {"status": "not run", "reason": "not measured"}
-        if "hearing" not in entry:
-            out.append(f"| {stage} | - | - ({entry.get('reason', '')}) |" + (" - |" if phonemes else ""))
-        else:
-            out.append(f"| {stage} | {_cell(entry['hearing'])} | {_cell(entry['speaking'])} |"
-                       + (f" {_phoneme_cell(entry.get('speaking_phonemes'))} |" if phonemes else ""))
-    out.append(f"| ceiling (judge on original / on resynthesis) | {_cell(ceiling['hearing'])} | "
-               f"{_cell(ceiling['speaking'])} |"
-               + (f" {_phoneme_cell(ceiling['speaking_phonemes'])} |" if phonemes else ""))
+        rungs = [_cell(entry["hearing"]), _cell(entry["speaking"])] if "hearing" in entry \
+            else ["-", f"- ({entry.get('reason', '')})"]
+        out.append(row(stage, entry, rungs))
+    out.append(row("ceiling (judge on original / on resynthesis)", ceiling,
+                   [_cell(ceiling["hearing"]), _cell(ceiling["speaking"])]))
     if "ladder" in plots:
         out += ["", f"![ladder across stages]({plots['ladder']})"]
     return out + [""]

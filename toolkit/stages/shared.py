@@ -189,6 +189,11 @@ def encoded_utterances(ctx, tokenizer: nn.Module, params: LMStageParams):
     return [u for u in utterances if str(u["id"]) in cache], cache  # unreadable audio is skipped
 
 
+def transcribed_train(utterances: list[dict]) -> list[dict]:
+    """The ``train`` split's utterances that have a transcript (what the warm-ups read)."""
+    return [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
+
+
 def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStageParams,
                      text_targets: str) -> list[dict]:
     """Stage I / II speech examples: every encoded training utterance, with a task draw of
@@ -198,7 +203,7 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
     model, its ``tie_speech_head`` hook with them."""
     utterances, cache = encoded_utterances(ctx, tokenizer, params)
     fresh = getattr(params, "init_from", None) is None
-    train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
+    train = transcribed_train(utterances)
     if params.speech_init == "aligned" and fresh:
         from toolkit.speech_lm.speech_init import init_aligned
 
@@ -237,8 +242,8 @@ def speaking_warmup_at_end(ctx, tokenizer: nn.Module, params: LMStageParams,
         if then is not None:
             then(model)
         utterances, cache = encoded_utterances(ctx, tokenizer, params)
-        train = [u for u in utterances if u.get("split", "train") == "train" and u.get("text")]
-        warm_up_speaking(ctx, model, train, cache, getattr(tokenizer, "word_spans", None), params)
+        warm_up_speaking(ctx, model, transcribed_train(utterances), cache,
+                         getattr(tokenizer, "word_spans", None), params)
 
     return finish
 
