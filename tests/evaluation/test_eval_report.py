@@ -61,9 +61,15 @@ def test_ladder_per_stage_against_its_ceilings(evaluated):
     assert ceiling["hearing"]["entity_rate"] == 1.0
     assert ladder["stage1"]["hearing"]["entity_rate"] == 0.0
     assert "speaking_phonemes" not in ceiling   # mel_vq has no phoneme head to read codes with
+    assert saved["accuracy_phonemes"] == {"test": {}, "text_only": {}}   # nor the QA answers' codes
+    assert not any("key_closest" in r for r in saved["records"])
+    for split, n in (("test", 2), ("text_only", 2)):   # the right answers through tokenizer + decoder
+        top = saved["answer_ceiling"][split]
+        assert top["n"] == n and 0 <= top["judge"] <= 1 and "key_closest" not in top
     assert saved["system_prompts"]["s2t"] == "Answer in s2t."
     md = (out / "report.md").read_text()
     assert "## Hearing and speaking" in md and "ladder.png" in md
+    assert "right answer: judge" in md
     assert (out / "ladder.png").stat().st_size > 1000
 
 

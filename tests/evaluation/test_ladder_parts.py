@@ -122,3 +122,28 @@ def test_phoneme_reading_finds_a_name_said_whole_or_nearly() -> None:
     assert out["names"] == 4 and out["n"] == 3
     assert 0 < out["per"] < 0.5
     assert code_phonemes(torch.nn.Linear(1, 1), utts, said, []) is None   # no phoneme head: not read
+
+
+def test_a_spoken_answer_is_right_when_its_codes_say_the_key() -> None:
+    from toolkit.evaluation.answer_phonemes import AnswerReader, phoneme_accuracy
+    from toolkit.evaluation.qa import QAItem
+
+    chile = QAItem("1", "test", "What is the capital of Chile?", "", "Santiago")
+    peru = QAItem("2", "test", "Which country has Lima as its capital?", "", "Peru")
+    items = [chile, peru, QAItem("3", "test", "What is the capital of Peru?", "", "Lima"),
+             QAItem("4", "test", "Where is Santiago?", "", "Chile")]
+    reader = AnswerReader.of(LetterTokenizer(), items)
+    # "chile" is a key too and is said without a slip, but it is the question's own name
+    right = reader(_codes("the capital of chile is santiago"), chile)
+    assert right == {"phonemes": "the capital of chile is santiago", "key_said": True, "key_closest": True}
+    slip = reader(_codes("the capital of chile is santigo"), chile)
+    assert (slip["key_said"], slip["key_closest"]) == (False, True)   # nearly said: still the closest key
+    wrong = reader(_codes("the capital of chile is lima"), chile)
+    assert (wrong["key_said"], wrong["key_closest"]) == (False, False)
+    silent = reader(_codes(""), peru)
+    assert (silent["key_said"], silent["key_closest"]) == (False, False)  # saying nothing is never right
+    records = [{"split": "test", "mode": "s2s"} | r for r in (right, slip, wrong)]
+    records.append({"split": "test", "mode": "s2t", "output": "Santiago"})  # text answers are not read
+    assert phoneme_accuracy(records, ("test",), ("s2s", "s2t")) == {
+        "test": {"s2s": {"key_said": 1 / 3, "key_closest": 2 / 3, "n": 3}}}
+    assert AnswerReader.of(torch.nn.Linear(1, 1), items) is None   # no phoneme head: nothing to read with

@@ -84,6 +84,12 @@ def test_every_stage_completes_and_reports(run_dir: Path) -> None:
     read = [report["ladder"][s]["speaking_phonemes"] for s in ("stage1", "stage2", "sft")]
     read.append(report["ladder_ceiling"]["speaking_phonemes"])
     assert all(r["n"] == 4 and 0 <= r["entity_closest"] <= 1 and r["per"] >= 0 for r in read)
+    for split in ("test", "text_only"):  # and each spoken QA answer, next to the right answer's own codes
+        assert set(report["accuracy_phonemes"][split]) == {"s2s", "t2s"}
+        assert all(e["n"] == 4 and 0 <= e["key_said"] <= 1 and 0 <= e["key_closest"] <= 1
+                   for e in report["accuracy_phonemes"][split].values())
+        top = report["answer_ceiling"][split]
+        assert top["n"] == 4 and all(0 <= top[k] <= 1 for k in ("judge", "key_said", "key_closest"))
     warmup = json.loads((run_dir / "stage2" / "speaking_warmup.json").read_text())
     assert warmup["steps"] == 20 and 0 < warmup["word_by_word"] <= warmup["utterances"]
     assert warmup["words_alone"] and warmup["examples"] > warmup["utterances"]  # a placed sentence: one per word

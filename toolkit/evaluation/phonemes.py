@@ -28,6 +28,12 @@ def phoneme_distance(name: str, heard: str) -> int:
     return min(prev)
 
 
+def closest_name(spoken: dict[str, str], heard: str) -> str:
+    """The name of ``spoken`` (name -> its phoneme string) whose phonemes are closest to a
+    stretch of ``heard``, by :func:`phoneme_distance` per phoneme of the name."""
+    return min(spoken, key=lambda n: phoneme_distance(spoken[n], heard) / max(1, len(spoken[n])))
+
+
 def phoneme_head(tokenizer: nn.Module | None):
     """The tokenizer's phoneme CTC head (``.greedy(vectors)``, ``.reference(text)``), or None
     when it has none (another tokenizer, or a head trained on letters)."""
@@ -60,7 +66,7 @@ def code_phonemes(tokenizer: nn.Module, utts: list[dict], codes: list[Tensor],
         hyps.append(" ".join(hyp.replace(" ", "_")))
         heard = hyp.replace(" ", "")
         hits += spoken[u["entity"]] in heard
-        found += min(spoken, key=lambda n: phoneme_distance(spoken[n], heard) / max(1, len(spoken[n]))) == u["entity"]
+        found += closest_name(spoken, heard) == u["entity"]
     return {"per": wer(refs, hyps, normalize=False), "entity_exact": hits / len(utts),
             "entity_closest": found / len(utts), "names": len(spoken), "n": len(utts),
             "samples": [[r.replace(" ", "").replace("_", " "), h.replace(" ", "").replace("_", " ")]
@@ -75,4 +81,4 @@ def corpus_names(corpus: Path) -> list[str]:
     return sorted({u["entity"] for u in read_jsonl(path) if u.get("entity")}) if path.is_file() else []
 
 
-__all__ = ["phoneme_distance", "phoneme_head", "code_phonemes", "corpus_names"]
+__all__ = ["phoneme_distance", "closest_name", "phoneme_head", "code_phonemes", "corpus_names"]

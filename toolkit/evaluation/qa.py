@@ -17,6 +17,7 @@ from toolkit.errors import ToolkitError
 from toolkit.speech_lm.inference import MODES, prompt_grid, speech_codes_of, synthesize
 
 SPLITS = ("test", "text_only")
+Reader = Callable[[Tensor, "QAItem"], dict[str, Any]]
 QUESTION_VOICE = ("en-us", 165, 50)
 """espeak-ng voice (name, speed, pitch) used to speak a question that has no recording."""
 
@@ -104,11 +105,13 @@ def _prompts(lm, mode: str, items: list[QAItem], system: str | None) -> list[Ten
 
 
 def answer_batch(lm, mode: str, items: list[QAItem], config, judge=None,
-                 keep_audio: bool = False, system: str | None = None) -> list[dict[str, Any]]:
+                 keep_audio: bool = False, system: str | None = None,
+                 reader: Reader | None = None) -> list[dict[str, Any]]:
     """Answer ``items`` in ``mode`` in one generation batch -> one record per item:
     ``id, split, mode, question, key, output`` (answer text or judge transcript),
     ``correct``, ``audio_seconds`` (+ ``wav``/``sample_rate`` with ``keep_audio``).
-    ``system``: the system prompt opening the chat (None: the trunk template's default)."""
+    ``system``: the system prompt opening the chat (None: the trunk template's default);
+    ``reader(codes, item)``: fields added to each speech answer's record, from its codes ``[n]``."""
     from toolkit.speech_lm.generate import generate
 
     outs = generate(lm.model, _prompts(lm, mode, items, system), config)
@@ -121,7 +124,9 @@ def answer_batch(lm, mode: str, items: list[QAItem], config, judge=None,
         else:
             if judge is None:
                 raise ToolkitError(f"mode {mode} needs the ASR judge to score speech answers")
-            wav, rate = synthesize(lm, speech_codes_of(out.ids, lm.tokens))
+            codes = speech_codes_of(out.ids, lm.tokens)
+            wav, rate = synthesize(lm, codes)
+            rec |= reader(codes, item) if reader is not None else {}
             rec["output"] = judge.transcribe_one(wav, rate) if wav.numel() else ""
             rec["audio_seconds"] = wav.numel() / rate
             if keep_audio:
@@ -134,10 +139,10 @@ def answer_batch(lm, mode: str, items: list[QAItem], config, judge=None,
 def run_qa(lm, items: dict[str, list[QAItem]], config, judge=None, modes: tuple[str, ...] = MODES,
            batch_size: int = 8, keep_audio: int = 0,
            progress: Callable[[int], None] | None = None,
-           system: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Every item of every split in every mode -> records (see :func:`answer_batch`).
-    The first ``keep_audio`` items of each split and speech-answer mode keep their audio;
-    ``system[mode]`` is the system prompt of that mode's chats."""
+           system: dict[str, str] | None = None, reader: Reader | None = None) -> list[dict[str, Any]]:
+    """Every item of every split in every mode -> records (see :func:`answer_batch`, which
+    ``reader`` is passed to). The first ``keep_audio`` items of each split and speech-answer
+    mode keep their audio; ``system[mode]`` is the system prompt of that mode's chats."""
     records = []
     for split, split_items in items.items():
         for mode in modes:
@@ -145,7 +150,7 @@ def run_qa(lm, items: dict[str, list[QAItem]], config, judge=None, modes: tuple[
                 batch = split_items[start:start + batch_size]
                 with torch.no_grad():
                     recs = answer_batch(lm, mode, batch, config, judge, keep_audio=start < keep_audio,
-                                        system=(system or {}).get(mode))
+                                        system=(system or {}).get(mode), reader=reader)
                 for i, rec in enumerate(recs):
                     if start + i >= keep_audio:
                         rec.pop("wav", None)

@@ -111,6 +111,31 @@ def accuracy_table(accuracy: dict, baselines: dict, intervals: dict | None = Non
     return lines
 
 
+def answer_reading_lines(read: dict, ceiling: dict) -> list[str]:
+    """The speech answers read by the phoneme head next to the right answer's own ceilings
+    (see :mod:`toolkit.evaluation.answer_phonemes`); nothing when neither was measured."""
+    ceiling = {} if ceiling.get("status") == "not run" else ceiling
+    modes = sorted({m for s in read.values() for m in s}, key=list(MODE_NAMES).index)
+    if not modes and not ceiling:
+        return []
+    splits = list(dict.fromkeys([*read, *ceiling]))
+
+    def both(entry: dict | None) -> str:
+        return f"{_pct(entry.get('key_said'))} / {_pct(entry.get('key_closest'))}" if entry else "-"
+    out = ["", "Speech answers without the decoder: the answer's codes read by the tokenizer's phoneme "
+           "head (key said unbroken / key the closest of all answer keys); the right answer spoken in the "
+           "question voice and passed through the tokenizer bounds them (judge: the share the judge "
+           "scores right once the decoder voices it).", "",
+           "| split | " + " | ".join(MODE_NAMES[m] for m in modes) + " | right answer: judge | right answer: phonemes |",
+           "|---|" + "---|" * (len(modes) + 2)]
+    for split in splits:
+        top = ceiling.get(split) or {}
+        cells = [both((read.get(split) or {}).get(m)) for m in modes]
+        cells += [_pct(top.get("judge")), both(top) if "key_closest" in top else "-"]
+        out.append(f"| {split} | " + " | ".join(cells) + " |")
+    return out
+
+
 def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
     """The readable summary of ``report``."""
     out = [f"# Evaluation of {report['model']['source']}", "",
@@ -118,6 +143,7 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
            f"judge: {report['judge']}.", "", "## Spoken question answering", ""]
     out += accuracy_table(report["accuracy"], report["baselines"], report.get("accuracy_ci"))
     out += ["", "Cells of this model: accuracy [95 % interval]."]
+    out += answer_reading_lines(report.get("accuracy_phonemes") or {}, report.get("answer_ceiling") or {})
     if "accuracy" in plots:
         out += ["", f"![accuracy per mode]({plots['accuracy']})"]
     out += [""] + ladder_section(report, plots)

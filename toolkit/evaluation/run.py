@@ -191,6 +191,7 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
              manifest: Path | None = None, judge=None) -> dict[str, Any]:
     """Run every measurement and write the report into ``out_dir``; returns the report."""
     from toolkit.evaluation import Judge
+    from toolkit.evaluation.answer_phonemes import AnswerReader, phoneme_accuracy
     from toolkit.evaluation.report import write_report
     from toolkit.evaluation.retention import text_view
     from toolkit.evaluation.speech import cascade, latency
@@ -209,9 +210,12 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
     judge = judge or Judge()
     lm.eval()
     n_items = sum(len(v) for v in items.values())
+    reader = AnswerReader.of(lm.tokenizer, [it for its in items.values() for it in its]) \
+        if lm.tokenizer is not None else None
     with _progress() as progress:
         records = run_qa(lm, items, config, judge, tuple(p.modes), p.batch_size, keep_audio=p.examples,
-                         progress=_task(progress, "spoken QA", len(p.modes) * n_items), system=system)
+                         progress=_task(progress, "spoken QA", len(p.modes) * n_items), system=system,
+                         reader=reader)
         report: dict[str, Any] = {
             "model": {"source": lm.source, "tokens": lm.tokens.to_dict()},
             "questions": {s: len(v) for s, v in items.items()},
@@ -220,6 +224,7 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
             "accuracy": accuracy(records, SPLITS, tuple(MODES)),
             "accuracy_ci": accuracy_interval(records, SPLITS, tuple(MODES)),
             "accuracy_n": {s: len(v) for s, v in items.items()},
+            "accuracy_phonemes": phoneme_accuracy(records, SPLITS, tuple(MODES)),
             "system_prompts": system,
         }
         report["examples"] = save_examples(records, items, out_dir, lm.tokenizer.sample_rate) \
@@ -231,6 +236,7 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
             _stage_measures(lm, judge, run_dir, corpus, items, texts, original, p, progress)
         report["resynthesis"] = _resynthesis(lm, judge, corpus, p, progress)
         s_modes = [m for m in p.modes if m[2] == "s"]
+        report["answer_ceiling"] = _answer_ceiling(lm, judge, items, reader, s_modes, progress)
         report["latency"] = latency(lm, items["test"][: p.latency_answers], config, s_modes[0],
                                     _task(progress, "latency", p.latency_answers)) \
             if s_modes and items["test"] else {"status": "not run", "reason": "no speech-answer mode or questions"}
@@ -271,6 +277,15 @@ def _resynthesis(lm, judge, corpus: Path | None, p: EvalParams, progress) -> dic
     utts = [u for u in read_jsonl(corpus / "utterances.jsonl") if u.get("split") == "test"]
     utts = utts[: p.resynthesis_utterances]
     return resynthesis(lm, judge, utts, corpus, _task(progress, "resynthesis", len(utts)))
+
+
+def _answer_ceiling(lm, judge, items, reader, s_modes: list[str], progress) -> dict[str, Any]:
+    from toolkit.evaluation.answer_phonemes import answer_ceiling
+
+    if not s_modes:
+        return {"status": "not run", "reason": "no speech-answer mode"}
+    return answer_ceiling(lm, judge, items, reader,
+                          _task(progress, "answer ceiling", sum(len(v) for v in items.values())))
 
 
 def _cascade(trunk, lm, judge, items, p: EvalParams, progress, cascade, text_view) -> dict[str, Any]:
