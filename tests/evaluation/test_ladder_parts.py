@@ -122,6 +122,9 @@ def test_phoneme_reading_finds_a_name_said_whole_or_nearly() -> None:
     assert out["names"] == 4 and out["n"] == 3
     assert 0 < out["per"] < 0.5
     assert code_phonemes(torch.nn.Linear(1, 1), utts, said, []) is None   # no phoneme head: not read
+    # two names said equally well: neither is "the closest", whatever order the names come in
+    tie = code_phonemes(LetterTokenizer(), utts[:1], [_codes("i saw paris and rome")], ["Rome", "Paris"])
+    assert tie["entity_closest"] == 0.0 and tie["entity_exact"] == 1.0
 
 
 def test_a_spoken_answer_is_right_when_its_codes_say_the_key() -> None:

@@ -28,10 +28,14 @@ def phoneme_distance(name: str, heard: str) -> int:
     return min(prev)
 
 
-def closest_name(spoken: dict[str, str], heard: str) -> str:
+def closest_name(spoken: dict[str, str], heard: str) -> str | None:
     """The name of ``spoken`` (name -> its phoneme string) whose phonemes are closest to a
-    stretch of ``heard``, by :func:`phoneme_distance` per phoneme of the name."""
-    return min(spoken, key=lambda n: phoneme_distance(spoken[n], heard) / max(1, len(spoken[n])))
+    stretch of ``heard``, by :func:`phoneme_distance` per phoneme of the name; None when
+    several share the smallest distance (a tie would otherwise be settled by dict order)."""
+    cost = {n: phoneme_distance(p, heard) / max(1, len(p)) for n, p in spoken.items()}
+    best = min(cost.values(), default=None)
+    tied = [n for n, c in cost.items() if c == best]
+    return tied[0] if len(tied) == 1 else None
 
 
 def phoneme_head(tokenizer: nn.Module | None):
