@@ -83,7 +83,7 @@ def answer_ceiling(lm, judge, items: dict[str, list[QAItem]], reader: AnswerRead
     is the share the judge scores right when the decoder voices those codes; the ``key_*`` shares
     are :class:`AnswerReader`'s on them (absent without a phoneme head)."""
     from toolkit.data.synth import Voice, synthesize
-    from toolkit.speech_lm.inference import synthesize as voice_codes
+    from toolkit.evaluation.ladder import encode_wav, voiced_transcripts
 
     if lm.tokenizer is None or lm.decoder is None:
         return {"status": "not run", "reason": "the model has no speech tokenizer or decoder"}
@@ -91,11 +91,8 @@ def answer_ceiling(lm, judge, items: dict[str, list[QAItem]], reader: AnswerRead
     for split, split_items in items.items():
         rows = []
         for item in split_items:
-            wav = synthesize(item.answer or item.key, Voice(*QUESTION_VOICE), rate)
-            codes, lengths = lm.tokenizer.encode(wav[None], torch.tensor([wav.numel()]))
-            codes = codes[0, : int(lengths[0])].cpu()
-            voiced, voiced_rate = voice_codes(lm, codes)
-            heard = judge.transcribe_one(voiced, voiced_rate) if voiced.numel() else ""
+            codes = encode_wav(lm.tokenizer, synthesize(item.answer or item.key, Voice(*QUESTION_VOICE), rate))
+            heard = voiced_transcripts(lm, judge, [codes])[0]
             rows.append({"judge": is_correct(heard, item)} | (reader(codes, item) if reader else {}))
             if progress is not None:
                 progress(1)

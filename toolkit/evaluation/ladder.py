@@ -115,16 +115,18 @@ def voiced_transcripts(lm, judge, codes: list[Tensor], progress: Progress = None
 
 
 @torch.no_grad()
+def encode_wav(tokenizer: nn.Module, wav: Tensor) -> Tensor:
+    """Speech codes ``[n]`` of one waveform ``wav[T]`` at the tokenizer's sample rate."""
+    codes, lengths = tokenizer.encode(wav[None], torch.tensor([wav.numel()]))
+    return codes[0, : int(lengths[0])].cpu()
+
+
 def encode_utterances(tokenizer: nn.Module, utterances: list[dict], corpus: Path) -> list[Tensor]:
     """Speech codes ``[n]`` of each utterance's audio."""
     from toolkit.data.audio import load_audio
 
-    out = []
-    for u in utterances:
-        wav = load_audio(corpus / u["audio_filepath"], tokenizer.sample_rate)
-        codes, lengths = tokenizer.encode(wav[None], torch.tensor([wav.numel()]))
-        out.append(codes[0, : int(lengths[0])].cpu())
-    return out
+    return [encode_wav(tokenizer, load_audio(corpus / u["audio_filepath"], tokenizer.sample_rate))
+            for u in utterances]
 
 
 def judge_transcripts(judge, utterances: list[dict], corpus: Path, progress: Progress = None) -> list[str]:
@@ -175,4 +177,4 @@ def stage_rungs(model: nn.Module, lm, judge, utterances: list[dict], codes: list
 
 
 __all__ = ["ladder_utterances", "score", "transcribe", "read_aloud", "voiced_transcripts",
-           "encode_utterances", "judge_transcripts", "ceilings", "stage_rungs"]
+           "encode_wav", "encode_utterances", "judge_transcripts", "ceilings", "stage_rungs"]

@@ -210,8 +210,7 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
     judge = judge or Judge()
     lm.eval()
     n_items = sum(len(v) for v in items.values())
-    reader = AnswerReader.of(lm.tokenizer, [it for its in items.values() for it in its]) \
-        if lm.tokenizer is not None else None
+    reader = AnswerReader.of(lm.tokenizer, [it for its in items.values() for it in its])
     with _progress() as progress:
         records = run_qa(lm, items, config, judge, tuple(p.modes), p.batch_size, keep_audio=p.examples,
                          progress=_task(progress, "spoken QA", len(p.modes) * n_items), system=system,
