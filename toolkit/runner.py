@@ -54,13 +54,14 @@ def make_clock(recipe: dict[str, Any], names: list[str], run_dir: Path,
     ``lineage``: the recipes it extends, whose profiles stand in when it has none."""
     import torch
 
-    from toolkit.machine import matmul_gflops, resolve_trainer
+    from toolkit.machine import cpu_kind, matmul_gflops, resolve_trainer
 
     steps = stage_steps(recipe, names)
     precision = resolve_trainer(recipe.get("trainer")).get("precision", "32-true")
     dtype = torch.bfloat16 if str(precision).startswith("bf16") else torch.float32
-    return timing.JobClock(steps, timing.reference_profile([recipe["name"], *lineage], str(precision), run_dir),
-                           matmul_gflops(dtype, seconds=0.3))
+    kind = cpu_kind()
+    reference = timing.reference_profile([recipe["name"], *lineage], str(precision), run_dir, kind)
+    return timing.JobClock(steps, reference, matmul_gflops(dtype, seconds=0.3), kind)
 
 
 def save_timings(run_dir: Path, clock: timing.JobClock, recipe: dict[str, Any]) -> None:

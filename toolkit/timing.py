@@ -1,17 +1,20 @@
 """How long a run will take: per-stage time profiles, and the whole job's remaining time.
 
-A run writes ``timings.json`` (per stage: seconds, optimizer steps, seconds per step, and the
-machine's matmul throughput in the precision used). The repository ships the profile of a
-measured main job per precision in ``toolkit/profiles/<recipe name>.<precision>.json`` (the
-precision the run computes in: a run in fp32 on a CPU without native bf16 is timed against the
-fp32 profile, not scaled from a bf16 one). An estimate for this machine
-scales each reference stage by the ratio of matmul throughputs (the stages are matmul-bound),
-then, once stages of this run have timed themselves, by how far off the scaled reference was.
+A run writes ``timings.json`` (per stage: seconds and optimizer steps; the machine's CPU kind and
+matmul throughput in the precision used). The repository ships measured main jobs as profiles in
+``toolkit/profiles/<recipe name>.<precision>[.<label>].json``, one per precision and CPU kind (a
+run in fp32 on a CPU without native bf16 is timed against the fp32 profile, not scaled from a
+bf16 one; a bf16 run on a CPU with avx512_bf16 but no AMX against one measured on such a CPU).
+An estimate for this machine scales each reference stage by the ratio of matmul throughputs,
+then, once stages of this run have timed themselves, by how far off the scaled reference was
+(stages are not all matmul-bound: moss_full's tokenizer stage took 485 s on a 2-core Xeon with
+AMX and 486 s on a 2-core EPYC with avx512_bf16 whose bf16 matmuls are several times slower).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,19 +36,24 @@ def read_profile(path: Path) -> dict[str, Any] | None:
 
 
 def reference_profile(recipe_names: str | Sequence[str], precision: str,
-                      run_dir: Path | None = None) -> dict[str, Any] | None:
-    """This run's own earlier timings when it is being resumed, else the shipped profile of
+                      run_dir: Path | None = None, cpu_kind: str | None = None) -> dict[str, Any] | None:
+    """This run's own earlier timings when it is being resumed, else a shipped profile of
     ``precision`` (a resolved one: ``bf16-mixed``, ``32-true``, ...) of the first of
-    ``recipe_names`` (a recipe, then the recipes it extends) that has one, else None. The
-    profile's ``recipe`` names the recipe it was measured for."""
+    ``recipe_names`` (a recipe, then the recipes it extends) that has one, else None. A recipe
+    may ship one profile per CPU kind (``<recipe>.<precision>[.<label>].json``): the one
+    measured on ``cpu_kind`` (see :func:`toolkit.machine.cpu_kind`) is preferred, then one that
+    recorded its matmul speed (so it can be scaled). The profile's ``recipe`` names the recipe
+    it was measured for."""
     names = [recipe_names] if isinstance(recipe_names, str) else list(recipe_names)
     own = read_profile(run_dir / TIMINGS) if run_dir is not None else None
     if own is not None:
         return {"recipe": names[0], **own}
     for name in names:
-        shipped = read_profile(PROFILES / f"{name}.{precision}.json")
-        if shipped is not None:
-            return {"recipe": name, **shipped}
+        paths = [PROFILES / f"{name}.{precision}.json", *sorted(PROFILES.glob(f"{name}.{precision}.*.json"))]
+        found = [prof for path in paths if (prof := read_profile(path)) is not None]
+        if found:
+            best = max(found, key=lambda prof: (prof.get("cpu_kind") == cpu_kind, prof.get("gflops") is not None))
+            return {"recipe": name, **best}
     return None
 
 
@@ -63,6 +71,7 @@ class JobClock:
     reference: dict[str, Any] | None = None
     gflops: float | None = None
     """This machine's matmul throughput in the run's precision."""
+    cpu_kind: str | None = None
     done: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration: float = 1.0
 
@@ -111,7 +120,24 @@ class JobClock:
 
     def profile(self, precision: Any) -> dict[str, Any]:
         """What ``timings.json`` holds after the stages done so far."""
-        return {"gflops": self.gflops, "precision": precision, "stages": dict(self.done)}
+        return {"gflops": self.gflops, "cpu_kind": self.cpu_kind, "precision": precision,
+                "stages": dict(self.done)}
+
+
+@dataclass
+class PartTimes:
+    """Seconds spent in each named part of a long piece of work, in the order the parts ran
+    (a part entered twice adds up), so a report can say where its time went."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 2)
 
 
 _current: JobClock | None = None

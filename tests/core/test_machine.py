@@ -1,11 +1,13 @@
 """Per-machine choices (``precision: auto``), the job clock's estimates and ``doctor``."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from toolkit import machine
-from toolkit.timing import JobClock, format_duration
+from toolkit import timing
+from toolkit.timing import JobClock, PartTimes, format_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,6 +63,31 @@ def test_a_run_is_timed_against_the_profile_of_its_own_precision(tmp_path: Path)
     assert reference_profile("moss_full", "bf16-mixed", tmp_path)["stages"] == {"a": {"seconds": 1}}
 
 
+def test_the_profile_measured_on_this_kind_of_cpu_is_preferred(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    from toolkit.timing import reference_profile
+
+    monkeypatch.setattr(timing, "PROFILES", tmp_path)
+    for label, kind, gflops in (("", "amx", None), (".epyc", "avx512_bf16", 400.0), (".old", None, 90.0)):
+        (tmp_path / f"r.bf16-mixed{label}.json").write_text(
+            f'{{"cpu_kind": {json.dumps(kind)}, "gflops": {json.dumps(gflops)}, "stages": {{}}}}')
+    (tmp_path / "r.bf16-mixedX.json").write_text('{"cpu_kind": "other", "stages": {}}')  # not r's
+    assert reference_profile("r", "bf16-mixed", cpu_kind="amx")["cpu_kind"] == "amx"
+    assert reference_profile("r", "bf16-mixed", cpu_kind="avx512_bf16")["cpu_kind"] == "avx512_bf16"
+    assert reference_profile("r", "bf16-mixed", cpu_kind="other")["gflops"] == 400.0  # one that scales
+    assert reference_profile("r", "32-true", cpu_kind="amx") is None
+
+
+def test_cpu_kind_follows_the_flags_and_the_onednn_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    for flags, kind in (({"amx_bf16", "avx512_bf16"}, "amx"), ({"avx512_bf16"}, "avx512_bf16"),
+                        ({"avx2"}, "no-native-bf16")):
+        monkeypatch.setattr(machine, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert machine.cpu_kind() == kind
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert machine.cpu_kind() == "no-native-bf16"
+
+
 def test_a_derived_recipe_is_timed_against_its_base(tmp_path: Path) -> None:
     from toolkit.recipe import recipe_lineage
     from toolkit.timing import reference_profile
@@ -74,3 +101,17 @@ def test_a_derived_recipe_is_timed_against_its_base(tmp_path: Path) -> None:
     assert lineage == ["mine", "mid", "moss_full"]
     assert reference_profile(lineage, "bf16-mixed")["recipe"] == "moss_full"
     assert reference_profile(lineage[:2], "bf16-mixed") is None
+
+
+def test_part_times_add_up_per_part_in_the_order_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = iter([0.0, 2.0, 2.0, 7.5, 7.5, 8.0])          # perf_counter at each part's start and end
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(ticks))
+    parts = PartTimes()
+    with parts.part("qa"):
+        pass
+    with pytest.raises(RuntimeError), parts.part("ladder"):  # a part that fails is still timed
+        raise RuntimeError("boom")
+    with parts.part("qa"):
+        pass
+    assert parts.seconds == {"qa": 2.5, "ladder": 5.5}
+    assert list(parts.seconds) == ["qa", "ladder"]

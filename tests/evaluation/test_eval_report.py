@@ -78,6 +78,10 @@ def test_markdown_plots_and_examples_exist(evaluated):
     md = (out / "report.md").read_text()
     assert "S->S" in md and "accuracy.png" in md and "Text retention" in md
     assert (out / "accuracy.png").stat().st_size > 1000
+    parts = report["seconds_by_part"]                  # where the evaluation's time went
+    assert {"spoken QA", "retention and ladder per stage", "baselines"} <= set(parts)
+    assert all(sec >= 0 for sec in parts.values()) and sum(parts.values()) <= report["seconds"]
+    assert "Evaluation took" in md and "spoken QA" in md.split("Evaluation took")[1]
     assert report["examples"]
     for ex in report["examples"]:
         for rel in ex["files"].values():

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import toolkit
+from toolkit.machine import cpu_kind
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("s2s", "s2t", "t2s", "t2t")
@@ -98,6 +99,9 @@ def test_every_stage_completes_and_reports(run_dir: Path) -> None:
     assert retention["stage1"]["perplexity"] == retention["original"]["perplexity"]  # frozen text side
     assert (run_dir / "eval" / "report.md").read_text().startswith("# Evaluation")
     assert any((run_dir / "eval" / "examples").glob("*.wav"))
+    timings = json.loads((run_dir / "timings.json").read_text())   # a profile a later estimate can use
+    assert set(timings["stages"]) == set(stages) and timings["cpu_kind"] == cpu_kind()
+    assert timings["gflops"] > 0 and timings["stages"]["stage1"]["steps"] > 0
 
 
 @pytest.mark.models

@@ -186,7 +186,8 @@ def render_markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
             audio = " ".join(f"[{k}]({v})" for k, v in ex["files"].items())
             out.append(f"| {MODE_NAMES[ex['mode']]} | {ex['question']} | {ex['key']} | "
                        f"{ex['output'] or '(empty)'} | {audio} |")
-    out += ["", f"Evaluation took {report['seconds']:.1f} s.", ""]
+    parts = ", ".join(f"{name} {sec:.0f} s" for name, sec in report.get("seconds_by_part", {}).items())
+    out += ["", f"Evaluation took {report['seconds']:.1f} s" + (f" ({parts})." if parts else "."), ""]
     return "\n".join(out)
 
 

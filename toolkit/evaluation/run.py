@@ -16,6 +16,7 @@ from toolkit.speech_lm.inference import MODES, generation_config
 from toolkit.evaluation.qa import SPLITS, QAItem, accuracy, accuracy_interval, load_items, run_qa
 from toolkit.speech_lm.data import system_prompts
 from toolkit.sampling import SamplingParams
+from toolkit.timing import PartTimes
 
 
 @dataclass
@@ -196,7 +197,7 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
     from toolkit.evaluation.retention import text_view
     from toolkit.evaluation.speech import cascade, latency
 
-    start = time.perf_counter()
+    start, parts = time.perf_counter(), PartTimes()
     bad = [m for m in p.modes if m not in MODES]
     if bad:
         raise ToolkitError(f"eval: unknown mode '{bad[0]}'; modes: {', '.join(MODES)}")
@@ -207,14 +208,16 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
     system = system_prompts(corpus) if corpus is not None else {}
     sampling = SamplingParams(p.temperature, p.top_k, p.top_p, p.repetition_penalty)
     config = generation_config(p.max_new_tokens, sampling, sampling, p.min_new_tokens)
-    judge = judge or Judge()
+    with parts.part("judge and answer reader"):
+        judge = judge or Judge()
+        reader = AnswerReader.of(lm.tokenizer, [it for its in items.values() for it in its])
     lm.eval()
     n_items = sum(len(v) for v in items.values())
-    reader = AnswerReader.of(lm.tokenizer, [it for its in items.values() for it in its])
     with _progress() as progress:
-        records = run_qa(lm, items, config, judge, tuple(p.modes), p.batch_size, keep_audio=p.examples,
-                         progress=_task(progress, "spoken QA", len(p.modes) * n_items), system=system,
-                         reader=reader)
+        with parts.part("spoken QA"):
+            records = run_qa(lm, items, config, judge, tuple(p.modes), p.batch_size, keep_audio=p.examples,
+                             progress=_task(progress, "spoken QA", len(p.modes) * n_items), system=system,
+                             reader=reader)
         report: dict[str, Any] = {
             "model": {"source": lm.source, "tokens": lm.tokens.to_dict()},
             "questions": {s: len(v) for s, v in items.items()},
@@ -231,17 +234,23 @@ def evaluate(lm, run_dir: Path | None, out_dir: Path, p: EvalParams,
         report["records"] = records
         texts = held_out_texts(corpus, p.perplexity_texts) if corpus is not None else []
         original = _original_trunk(run_dir) if run_dir is not None else None
-        report["retention"], report["ladder"], report["ladder_ceiling"] = \
-            _stage_measures(lm, judge, run_dir, corpus, items, texts, original, p, progress)
-        report["resynthesis"] = _resynthesis(lm, judge, corpus, p, progress)
+        with parts.part("retention and ladder per stage"):
+            report["retention"], report["ladder"], report["ladder_ceiling"] = \
+                _stage_measures(lm, judge, run_dir, corpus, items, texts, original, p, progress)
+        with parts.part("resynthesis"):
+            report["resynthesis"] = _resynthesis(lm, judge, corpus, p, progress)
         s_modes = [m for m in p.modes if m[2] == "s"]
-        report["answer_ceiling"] = _answer_ceiling(lm, judge, items, reader, s_modes, progress)
-        report["latency"] = latency(lm, items["test"][: p.latency_answers], config, s_modes[0],
-                                    _task(progress, "latency", p.latency_answers)) \
-            if s_modes and items["test"] else {"status": "not run", "reason": "no speech-answer mode or questions"}
-        report["baselines"] = {"cascade": _cascade(original, lm, judge, items, p, progress, cascade, text_view),
-                               "no_stage1": baseline_no_stage1(p, items, config, judge, progress)}
+        with parts.part("answer ceiling"):
+            report["answer_ceiling"] = _answer_ceiling(lm, judge, items, reader, s_modes, progress)
+        with parts.part("latency"):
+            report["latency"] = latency(lm, items["test"][: p.latency_answers], config, s_modes[0],
+                                        _task(progress, "latency", p.latency_answers)) \
+                if s_modes and items["test"] else {"status": "not run", "reason": "no speech-answer mode or questions"}
+        with parts.part("baselines"):
+            report["baselines"] = {"cascade": _cascade(original, lm, judge, items, p, progress, cascade, text_view),
+                                   "no_stage1": baseline_no_stage1(p, items, config, judge, progress)}
     report["seconds"] = round(time.perf_counter() - start, 2)
+    report["seconds_by_part"] = parts.seconds
     write_report(report, out_dir, run_dir)
     return report
 
