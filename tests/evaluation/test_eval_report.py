@@ -101,3 +101,28 @@ def test_export_stage_output_loads_like_the_run(evaluated, tmp_path):
     with torch.no_grad():
         assert torch.equal(lm.model(grid).text_logits, back.model(grid).text_logits)
         assert torch.equal(lm.model(grid).speech_logits, back.model(grid).speech_logits)
+
+
+def test_the_batched_cascade_answers_as_one_at_a_time(evaluated):
+    """The cascade baseline answers its questions in left-padded batches after the timed ones;
+    each answer is the one the trunk gives to that question alone."""
+    import torch
+
+    from toolkit.evaluation import Judge
+    from toolkit.evaluation.qa import SPLITS, load_items
+    from toolkit.evaluation.retention import text_view
+    from toolkit.evaluation.run import _original_trunk
+    from toolkit.evaluation.speech import cascade
+
+    run, _, report = evaluated
+    assert report["baselines"]["cascade"]["time_to_first_audio_s"]["mean"] > 0
+    lm, trunk = load_run(run), _original_trunk(run)
+    with torch.no_grad():          # sharpened: the random trunk's answers then depend on the question
+        for weight in (p for p in trunk.parameters() if p.dim() == 2):
+            weight.mul_(30)
+    items = [it for its in load_items(run / "corpus", SPLITS, 2, None).values() for it in its]
+    view, judge = text_view(trunk, lm.tokens), Judge()
+    alone = cascade(view, lm.text_tokenizer, judge, items, 8, batch_size=1, latency_items=0)["records"]
+    batched = cascade(view, lm.text_tokenizer, judge, items, 8, batch_size=2, latency_items=1)["records"]
+    assert alone[1]["text"] != alone[2]["text"]   # the first batch's answers differ: a row mixup would show
+    assert [(r["id"], r["heard"], r["text"]) for r in batched] == [(r["id"], r["heard"], r["text"]) for r in alone]

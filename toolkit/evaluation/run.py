@@ -304,7 +304,7 @@ def _cascade(trunk, lm, judge, items, p: EvalParams, progress, cascade, text_vie
     total = sum(len(v) for v in items.values())
     out = cascade(text_view(trunk, lm.tokens), lm.text_tokenizer, judge,
                   [it for its in items.values() for it in its], p.text_max_new_tokens,
-                  _task(progress, "cascade baseline", total))
+                  _task(progress, "cascade baseline", total), p.batch_size, p.latency_answers)
     out["description"] = ("judge ASR of the spoken question -> the original trunk answering in text "
                           "(its chat template) -> espeak-ng -> judge; columns S->S (spoken answer) and "
                           "S->T (its text)")
