@@ -44,10 +44,10 @@ def main(args: argparse.Namespace) -> int:
 
     recipe = prepare(args.recipe, args.overrides)
     trainer = recipe.get("trainer") or {}
-    flags = cpu_flags()
+    flags, kind = cpu_flags(), cpu_kind()
     print(f"cpu        {cpu_name()}, {os.cpu_count()} cores, torch uses {torch.get_num_threads()} threads")
     print(f"features   " + "  ".join(f"{f}:{'yes' if f in flags else 'no'}" for f in FLAGS)
-          + f"  (kind: {cpu_kind()})")
+          + f"  (kind: {kind})")
     print(f"kernels    torch {torch.__version__}, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, ONEDNN_MAX_CPU_ISA="
           f"{os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}, CUDA {torch.cuda.is_available()}")
@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     if used != precision:
         print(f"recipe     sets precision {used}")
     gflops = bf16 if str(used).startswith("bf16") else fp32
-    profile = reference_profile([recipe["name"], *recipe_lineage(args.recipe)], str(used), cpu_kind=cpu_kind())
+    profile = reference_profile([recipe["name"], *recipe_lineage(args.recipe)], str(used), cpu_kind=kind)
     if profile is None:
         print(f"estimate   no measured profile for recipe '{recipe['name']}' in {used}")
         return 0
