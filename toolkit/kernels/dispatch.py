@@ -14,6 +14,13 @@ from toolkit.errors import ToolkitError
 Backend = Literal["auto", "triton", "sdpa"]
 _SDPA_HAS_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
 _backend: Backend = "auto"
+CPU_FP32_MAX_KEYS = 256
+"""On the CPU, bf16 / fp16 (or autocast) attention that autograd will differentiate runs in fp32 (inputs cast
+up, output cast back) when it has at most this many keys: PyTorch's CPU flash kernel's backward
+is several times slower in bf16 than in fp32 on short sequences; at 512 keys bf16 wins again,
+and a forward alone is no faster in fp32
+(``python benchmarks/attention.py --cpu --cpu-dtype bf16 --preset smollm2 --batch 32
+--lengths 40 128 256 512``)."""
 
 
 def set_backend(backend: Backend) -> None:
@@ -45,6 +52,9 @@ def attention_mask(key_padding: Tensor | None, q_len: int, k_len: int,
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, key_padding: Tensor | None = None,
                    scale: float | None = None) -> Tensor:
     """Causal GQA attention with PyTorch's SDPA: ``q[B,H,L,d]``, ``k,v[B,Hkv,S,d]`` -> ``[B,H,L,d]``."""
+    if _backward_faster_in_fp32(q, k, v):
+        with torch.autocast("cpu", enabled=False):  # autocast would cast SDPA's inputs back
+            return sdpa_attention(q.float(), k.float(), v.float(), key_padding, scale).to(q.dtype)
     groups = q.shape[1] // k.shape[1]
     if groups > 1 and not q.is_cuda and _SDPA_HAS_GQA:
         # On the CPU SDPA groups heads itself without copying KV (less memory, no slower);
@@ -54,6 +64,12 @@ def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, key_padding: Tensor | None =
         k = repeat(k, "b h s d -> b (h g) s d", g=groups)
         v = repeat(v, "b h s d -> b (h g) s d", g=groups)
     return _sdpa(q, k, v, key_padding, scale)
+
+
+def _backward_faster_in_fp32(q: Tensor, k: Tensor, v: Tensor) -> bool:
+    low = q.dtype in (torch.bfloat16, torch.float16) or torch.is_autocast_enabled("cpu")
+    return (not q.is_cuda and low and k.shape[2] <= CPU_FP32_MAX_KEYS and torch.is_grad_enabled()
+            and (q.requires_grad or k.requires_grad or v.requires_grad))
 
 
 def _sdpa(q: Tensor, k: Tensor, v: Tensor, key_padding: Tensor | None, scale: float | None,
