@@ -55,6 +55,18 @@ def test_cached_branch_loss_is_the_models_speech_loss(compress):
         torch.testing.assert_close(branch_loss(model, items, None), pooled, rtol=1e-5, atol=1e-5)
 
 
+def test_length_groups_cover_every_item_once_with_bounded_padding():
+    from toolkit.speech_lm.speaking_warmup import length_groups
+
+    lengths = [9, 4, 92, 5, 8, 17, 4, 40, 10]
+    groups = length_groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for group in groups:
+        sizes = [lengths[i] for i in group]
+        assert sizes == sorted(sizes) and max(sizes) <= 2 * min(sizes)
+    assert sum(len(g) * max(lengths[i] for i in g) for g in groups) < len(lengths) * max(lengths) / 3
+
+
 def test_train_branch_fits_the_branch_only():
     from toolkit.speech_lm.speaking_warmup import mean_branch_loss, train_branch
 

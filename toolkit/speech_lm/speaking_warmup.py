@@ -27,11 +27,25 @@ BATCH = 32
 """Utterances per training step."""
 
 
+def length_groups(lengths: Sequence[int], spread: float = 2.0) -> list[list[int]]:
+    """Indices of ``lengths`` in ascending order of length, grouped so that a group's longest is
+    at most ``spread`` times its shortest: padded to its own longest, a group is mostly real
+    positions (word-by-word items range from 4 to ~90 positions)."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if groups and lengths[i] <= spread * lengths[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 @torch.no_grad()
 def split_states(model: nn.Module, examples: Sequence[dict], precision: torch.dtype | None,
                  batch_size: int = 64) -> list[BranchItem]:
     """Each example's hidden states at the split point, its attention positions and visibility,
-    and its speech targets (``labels`` with every non-speech target set to -100).
+    and its speech targets (``labels`` with every non-speech target set to -100), in the order
+    of ``examples`` (they are run in batches of similar length, which changes no state).
 
     The states are caught at the last shared block, so compression, adapters and the speech
     reader act exactly as in the model's own forward."""
@@ -40,27 +54,41 @@ def split_states(model: nn.Module, examples: Sequence[dict], precision: torch.dt
 
     caught: dict = {}
     hook = model.shared[-1].register_forward_hook(lambda _m, args, out: caught.update(x=out, ctx=args[1]))
-    out = []
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    out: list = [None] * len(examples)
     try:
-        for start in range(0, len(examples), batch_size):
-            chunk = examples[start:start + batch_size]
-            batch = collate(chunk, model.tokens, model.text_tokenizer.pad_id)  # as LM stages batch
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch = collate([examples[i] for i in chunk], model.tokens, model.text_tokenizer.pad_id)
             with torch.autocast("cpu", dtype=precision, enabled=precision is not None):
                 model.forward_hidden(batch["input_ids"], ("speech",))
             ctx = caught["ctx"]
-            for i, e in enumerate(chunk):
-                n = len(e["input_ids"])
-                visible = ctx.key_padding[i, :n] if ctx.key_padding is not None else torch.ones(n, dtype=torch.bool)
+            for row, i in enumerate(chunk):
+                e, n = examples[i], len(examples[i]["input_ids"])
+                visible = ctx.key_padding[row, :n] if ctx.key_padding is not None else torch.ones(n, dtype=torch.bool)
                 labels = torch.where(e["target_modality"] == SPEECH, e["labels"], -100)
-                out.append((caught["x"][i, :n].clone(), ctx.positions[i, :n].clone(), visible.clone(), labels))
+                out[i] = (caught["x"][row, :n].clone(), ctx.positions[row, :n].clone(), visible.clone(), labels)
     finally:
         hook.remove()
     return out
 
 
 def branch_loss(model: nn.Module, items: Sequence[BranchItem], precision: torch.dtype | None) -> Tensor:
-    """Mean cross-entropy of the speech branch and head over the speech targets of ``items``
-    (right-padded into one batch)."""
+    """Mean cross-entropy of the speech branch and head over the speech targets of ``items``:
+    the loss of one right-padded batch, computed in :func:`length_groups` (each group padded to
+    its own longest item, so a batch of short words with one long item is not all padding)."""
+    total, count = torch.zeros(()), 0
+    for group in length_groups([len(item[3]) for item in items]):
+        logits, targets = _branch_logits(model, [items[i] for i in group], precision)
+        total = total + F.cross_entropy(logits.float(), targets, reduction="sum")
+        count += len(targets)
+    return total / count
+
+
+def _branch_logits(model: nn.Module, items: Sequence[BranchItem],
+                   precision: torch.dtype | None) -> tuple[Tensor, Tensor]:
+    """The speech head's ``logits[N, V]`` at the ``N`` speech targets of ``items`` (right-padded
+    into one batch), and those ``targets[N]``."""
     from toolkit.nn.context import AttentionContext
 
     length, dim = max(len(i[3]) for i in items), items[0][0].shape[1]
@@ -78,7 +106,7 @@ def branch_loss(model: nn.Module, items: Sequence[BranchItem], precision: torch.
             x = block(x, ctx, kv=None)
         scored = labels >= 0
         logits = branch.head(branch.norm(x[scored]))
-    return F.cross_entropy(logits.float(), labels[scored])
+    return logits, labels[scored]
 
 
 @torch.no_grad()
@@ -141,4 +169,4 @@ def train_branch(model: nn.Module, items: Sequence[BranchItem], steps: int, lr: 
     return sum(tail) / max(len(tail), 1)
 
 
-__all__ = ["BranchItem", "dropped_speech_inputs", "split_states", "branch_loss", "mean_branch_loss", "train_branch"]
+__all__ = ["BranchItem", "dropped_speech_inputs", "length_groups", "split_states", "branch_loss", "mean_branch_loss", "train_branch"]
