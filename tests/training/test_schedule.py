@@ -46,3 +46,46 @@ def test_drives_lambda_lr_and_stays_out_of_the_checkpoint() -> None:
         sched.step()
     assert lrs[:3] == [1.0, 2.0, 2.0] and lrs[-1] == pytest.approx(1.0)
     assert sched.state_dict()["lr_lambdas"] == [None]  # a function: nothing to restore
+
+
+def test_fused_adamw_takes_the_reference_adamw_steps():
+    """Every trainer's optimizer (the fused kernel) updates weights as PyTorch's reference
+    per-tensor AdamW does, with parameter groups of their own learning rate and weight decay."""
+    import torch
+
+    from toolkit.training.schedule import adamw
+
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(7, 5, generator=gen), torch.randn(5, generator=gen), torch.randn(3, 3, generator=gen)]
+    grads = [[torch.randn(t.shape, generator=gen) for t in start] for _ in range(5)]
+    runs = []
+    for make in (adamw, lambda groups, **kw: torch.optim.AdamW(groups, foreach=False, **kw)):
+        params = [torch.nn.Parameter(t.clone()) for t in start]
+        opt = make([{"params": params[:2], "lr": 1e-2}, {"params": params[2:], "lr": 3e-3, "weight_decay": 0.0}],
+                   betas=(0.9, 0.95), weight_decay=0.1)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            opt.step()
+        runs.append(params)
+    for fused, reference, first in zip(*runs, start):
+        assert not torch.equal(fused, first)
+        torch.testing.assert_close(fused, reference, rtol=1e-6, atol=1e-6)
+
+
+def test_a_cached_fast_weight_sees_the_step_adamw_took():
+    """The fused kernel leaves version counters alone; FastLinear's packed copy must not go stale."""
+    import torch
+
+    from toolkit.nn.fast_linear import FastLinear
+    from toolkit.training.schedule import adamw
+
+    layer = FastLinear.from_linear(torch.nn.Linear(8, 8))
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        layer(x)  # builds the packed copy
+    opt = adamw(layer.parameters(), lr=0.1)
+    layer(x).square().sum().backward()
+    opt.step()
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))

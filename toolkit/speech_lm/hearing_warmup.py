@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from toolkit.speech_lm.hearing_ctc import frame_log_probs, speech_frames
 from toolkit.speech_lm.layout import speech_positions
+from toolkit.training.schedule import adamw
 
 NEGATIVES = 2048
 """Random tokens outside the transcripts the classifier also scores."""
@@ -70,7 +71,7 @@ def warm_up_hearing(model: nn.Module, pairs: Sequence[tuple[Tensor, list[int]]],
     index = torch.full((table.shape[0],), -1, dtype=torch.long)
     index[vocab] = torch.arange(len(vocab))
     params = [p for _, p in model.parameter_groups()["speech"] if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    opt = adamw(params, lr=lr, weight_decay=0.01)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from toolkit.errors import ToolkitError
 from toolkit.speech_lm.hearing_ctc import hearing_ctc_loss
 from toolkit.speech_lm.loss import split_lm_losses
-from toolkit.training.schedule import warmup_cosine
+from toolkit.training.schedule import adamw, warmup_cosine
 
 SIDES = ("text", "speech")
 
@@ -118,7 +118,7 @@ class SplitLMModule(L.LightningModule):
                 groups.append({"params": params[side], "lr": lr, "name": side})
         if not groups:
             raise ToolkitError("nothing to train: no parameter is trainable in this stage")
-        opt = torch.optim.AdamW(groups, betas=self.optim.betas, weight_decay=self.optim.weight_decay)
+        opt = adamw(groups, betas=self.optim.betas, weight_decay=self.optim.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, warmup_cosine(self.optim.warmup, self.optim.max_steps, self.optim.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

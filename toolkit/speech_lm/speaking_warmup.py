@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from toolkit.training.schedule import adamw
+
 BranchItem = tuple[Tensor, Tensor, Tensor, Tensor]
 """One example at the split point: ``(hidden[n, D], positions[n], visible[n], labels[n])``."""
 
@@ -140,7 +142,7 @@ def train_branch(model: nn.Module, items: Sequence[BranchItem], steps: int, lr: 
     params = list(model.branches["speech"].parameters())
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95))
+    opt = adamw(params, lr=lr, betas=(0.9, 0.95))
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * (
         0.1 + 0.45 * (1 + math.cos(math.pi * min(s, steps) / steps))))

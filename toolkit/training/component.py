@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from toolkit.contracts import Trainable
-from toolkit.training.schedule import warmup_cosine
+from toolkit.training.schedule import adamw, warmup_cosine
 
 
 class ComponentModule(L.LightningModule):
@@ -64,7 +64,7 @@ class ComponentModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.component.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.98))
+        opt = adamw(params, lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.98))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, warmup_cosine(self.warmup_steps, self.max_steps, self.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,4 +1,5 @@
-"""The learning-rate schedule of every trainer: linear warmup, then cosine decay to a floor."""
+"""The optimizer and learning-rate schedule of every trainer: AdamW (fused), linear warmup, then
+cosine decay to a floor."""
 
 from __future__ import annotations
 
@@ -6,6 +7,24 @@ import math
 from collections.abc import Callable
 
 import torch
+
+
+def adamw(params, **kwargs) -> torch.optim.AdamW:
+    """``torch.optim.AdamW(params, **kwargs)`` with PyTorch's fused kernel: the same update
+    (to float rounding) in one pass per tensor. On a 2-core CPU the default per-tensor loop
+    took 1.06 s a step for 18M parameters in 177 tensors (the speech tokenizer), the fused one
+    0.03 s. The fused kernel writes the weights without bumping their version counters, which
+    is how a cached copy of a weight (:class:`toolkit.nn.FastLinear`) knows it is stale, so
+    each step bumps them."""
+    optimizer = torch.optim.AdamW(params, fused=True, **kwargs)
+    optimizer.register_step_post_hook(_bump_versions)
+    return optimizer
+
+
+def _bump_versions(optimizer: torch.optim.Optimizer, *_args) -> None:
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            torch.autograd.graph.increment_version(p)
 
 
 def warmup_cosine(warmup: int, max_steps: int, min_lr_ratio: float = 0.1,
@@ -32,4 +51,4 @@ def warmup_cosine(warmup: int, max_steps: int, min_lr_ratio: float = 0.1,
     return factor
 
 
-__all__ = ["warmup_cosine"]
+__all__ = ["adamw", "warmup_cosine"]
