@@ -15,12 +15,12 @@ Backend = Literal["auto", "triton", "sdpa"]
 _SDPA_HAS_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
 _backend: Backend = "auto"
 CPU_FP32_MAX_KEYS = 256
-"""On the CPU, bf16 / fp16 (or autocast) attention that autograd will differentiate runs in fp32 (inputs cast
-up, output cast back) when it has at most this many keys: PyTorch's CPU flash kernel's backward
-is several times slower in bf16 than in fp32 on short sequences; at 512 keys bf16 wins again,
-and a forward alone is no faster in fp32
-(``python benchmarks/attention.py --cpu --cpu-dtype bf16 --preset smollm2 --batch 32
---lengths 40 128 256 512``)."""
+"""On the CPU, attention in bf16 / fp16 (or under autocast) that autograd will differentiate
+runs in fp32 (inputs cast up, output cast back) when it has at most this many keys: PyTorch's
+CPU flash backward is several times slower in bf16 than in fp32 on short sequences; at 512
+keys bf16 wins again, and a forward alone is no faster in fp32. Measured on a CPU with
+avx512_bf16 and no AMX (``python benchmarks/attention.py --cpu --cpu-dtype bf16 --preset
+smollm2 --batch 32 --lengths 40 128 256 512``, the ``toolkit sdpa`` row)."""
 
 
 def set_backend(backend: Backend) -> None:

@@ -4,12 +4,13 @@ cosine decay to a floor."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
 
-def adamw(params, **kwargs) -> torch.optim.AdamW:
+def adamw(params: Iterable, **kwargs: Any) -> torch.optim.AdamW:
     """``torch.optim.AdamW(params, **kwargs)`` with PyTorch's fused kernel: the same update
     (to float rounding) in one pass per tensor. On a 2-core CPU the default per-tensor loop
     took 1.06 s a step for 18M parameters in 177 tensors (the speech tokenizer), the fused one
