@@ -21,7 +21,7 @@ from toolkit.params import runtime
 from toolkit.speech_lm.layout import BRANCHES, SpecialTokens, SplitCaches, SplitOutput
 from plugins.layer_split.branches import Branch, identity_copy, reinit_block, run_branches
 from plugins.layer_split.code_map import CodeMap, CodeTiedHead
-from plugins.layer_split.speech_compress import CompressState, visible_positions
+from plugins.layer_split.speech_compress import CompressState, compressed_positions, visible_positions
 from plugins.layer_split.speech_lora import SpeechLoRA
 from plugins.layer_split.speech_reader import SpeechReader
 
@@ -80,10 +80,10 @@ class LayerSplitModel(SplitModel):
         speech_head_code_map: bool = False
         """The same for the speech head's rows (:class:`plugins.layer_split.code_map.CodeTiedHead`)."""
         speech_compress: bool = False
-        """Hide speech frames that spell no new token from everything after the speech input
+        """Hide speech frames that spell no new token from the shared blocks and the text branch
         (see :mod:`plugins.layer_split.speech_compress`): the trunk reads one position per
-        spelled token. Meant with a reader trained by the hearing warm-up; an experiment for
-        hearing (speech the model writes is compressed too, so not for speaking yet)."""
+        spelled token, while the speech branch still sees every frame. Meant with a reader
+        trained by the hearing warm-up."""
         speech_snap: bool = False
         """With ``speech_compress``: each visible frame enters the trunk as the exact text
         embedding of the token it spells (no gradient through the choice), so the trunk reads
@@ -167,17 +167,22 @@ class LayerSplitModel(SplitModel):
             raise ToolkitError(f"sequence of {past + new} positions is longer than the trunk's "
                                f"context of {self.config.max_position}")
         x = self._read(input_ids, self.embed(input_ids), caches)
+        plain = positions_and_padding(input_ids[..., 0], attention_mask, past)
+        views = {"text": plain, "speech": plain}
         if getattr(self.params, "speech_compress", False):  # a subclass's Params may lack it
-            attention_mask, x = self._compress(input_ids, x, attention_mask, caches)
-        positions, key_padding = positions_and_padding(input_ids[..., 0], attention_mask, past)
-        ctx = self.context(positions, key_padding, x.dtype)
+            x, views["text"] = self._compress(input_ids, x, attention_mask, caches)
+        ctx = self.context(*views["text"], x.dtype)
         if len(self.speech_adapter):
             x = self._adapt(input_ids, x, ctx, caches.adapter if caches is not None else None)
         x = self._run_shared(input_ids, x, ctx, caches)
-        if caches is None:
-            out = run_branches([self.branches[b] for b in branches], [x] * len(branches), ctx, None)
-            return {b: self.branches[b].norm(h) for b, h in zip(branches, out)}
-        return self._cached_branches(branches, x, positions, key_padding, caches)
+        if caches is not None:
+            return self._cached_branches(branches, x, views, caches)
+        out: dict[str, Tensor] = {}
+        for group in _same_view_groups(branches, views):
+            ctx = self.context(*views[group[0]], x.dtype)
+            for b, h in zip(group, run_branches([self.branches[b] for b in group], [x] * len(group), ctx, None)):
+                out[b] = self.branches[b].norm(h)
+        return out
 
     def _run_shared(self, input_ids: Tensor, x: Tensor, ctx: AttentionContext,
                     caches: SplitCaches | None) -> Tensor:
@@ -261,10 +266,11 @@ class LayerSplitModel(SplitModel):
         return torch.where(is_speech[..., None], read, x)
 
     def _compress(self, input_ids: Tensor, x: Tensor, attention_mask: Tensor | None,
-                  caches: SplitCaches | None) -> tuple[Tensor, Tensor]:
-        """``attention_mask[B,S]`` (None: all real) with the speech frames that spell no new
-        token hidden, and ``x[B,L,D]`` (with ``speech_snap``, spelling frames replaced by their
-        token's text embedding); with ``caches`` earlier positions' visibility comes from them."""
+                  caches: SplitCaches | None) -> tuple[Tensor, tuple[Tensor, Tensor | None]]:
+        """``x[B,L,D]`` (with ``speech_snap``, spelling frames replaced by their token's text
+        embedding) and the trunk's view of the sequence: ``positions[B,L]`` counted over visible
+        positions and ``key_padding[B,S]`` with the speech frames that spell no new token hidden
+        (None: all visible); with ``caches`` earlier positions' visibility comes from them."""
         is_speech = input_ids[..., 0] == self.tokens.modality_pad
         markers = is_speech & (input_ids[..., 1] == self.tokens.eosp)
         state = caches.compress if caches is not None else None
@@ -276,8 +282,11 @@ class LayerSplitModel(SplitModel):
         if state is not None:
             visible = torch.cat([state.visible, visible], 1)
         if caches is not None:
-            caches.compress = CompressState(visible, last)
-        return (visible if attention_mask is None else visible & attention_mask.bool()), x
+            caches.compress = CompressState(visible, last, state.speech_positions if state is not None else None)
+        if attention_mask is not None:
+            visible = visible & attention_mask.bool()
+        positions = compressed_positions(visible, input_ids.shape[1])
+        return x, (positions, None if bool(visible.all()) else visible)
 
     def _adapt(self, input_ids: Tensor, x: Tensor, ctx: AttentionContext, cache) -> Tensor:
         """``x[B,L,D]`` with speech positions replaced by the speech adapter's output (text
@@ -307,19 +316,25 @@ class LayerSplitModel(SplitModel):
         return groups
 
     # ------------------------------------------------------------------ caching
-    def _cached_branches(self, branches: tuple[str, ...], x: Tensor, positions: Tensor,
-                         key_padding: Tensor | None, caches: SplitCaches) -> dict[str, Tensor]:
+    def _cached_branches(self, branches: tuple[str, ...], x: Tensor,
+                         views: dict[str, tuple[Tensor, Tensor | None]], caches: SplitCaches) -> dict[str, Tensor]:
+        """Run ``branches`` on the new split-point states ``x[B,L,D]``, each branch first catching
+        up on the stored states it missed; ``views[b]`` is branch ``b``'s ``(positions[B,L],
+        key_padding[B,S])``."""
         new = x.shape[1]
-        caches.split_hidden = x if caches.split_hidden is None else torch.cat([caches.split_hidden, x], 1)
-        caches.positions = positions if caches.positions is None else torch.cat([caches.positions, positions], 1)
+        caches.split_hidden = _appended(caches.split_hidden, x)
+        caches.positions = _appended(caches.positions, views["text"][0])
+        compress = caches.compress
+        if compress is not None:
+            compress.speech_positions = _appended(compress.speech_positions, views["speech"][0])
+        stored = {"text": caches.positions,
+                  "speech": compress.speech_positions if compress is not None else caches.positions}
         caches.length += new
         starts = {b: caches.lengths[b] for b in branches}
-        groups = [branches] if len(set(starts.values())) == 1 else [(b,) for b in branches]
         out: dict[str, Tensor] = {}
-        for group in groups:
+        for group in _same_view_groups(branches, views, starts):
             start = starts[group[0]] - caches.offset
-            seg_pos = caches.positions[:, start:]
-            ctx = self.context(seg_pos, key_padding, x.dtype)
+            ctx = self.context(stored[group[0]][:, start:], views[group[0]][1], x.dtype)
             seg = caches.split_hidden[:, start:]
             hs = run_branches([self.branches[b] for b in group], [seg] * len(group), ctx,
                               [getattr(caches, b) for b in group])
@@ -330,8 +345,22 @@ class LayerSplitModel(SplitModel):
         if drop > 0:
             caches.split_hidden = caches.split_hidden[:, drop:]
             caches.positions = caches.positions[:, drop:]
+            if compress is not None:
+                compress.speech_positions = compress.speech_positions[:, drop:]
             caches.offset += drop
         return out
+
+
+def _appended(stored: Tensor | None, new: Tensor) -> Tensor:
+    """``new[B,L,...]`` after ``stored[B,S,...]`` along the sequence (or ``new`` alone)."""
+    return new if stored is None else torch.cat([stored, new], 1)
+
+
+def _same_view_groups(branches: tuple[str, ...], views: dict, starts: dict | None = None) -> list[tuple[str, ...]]:
+    """``branches`` as one group when they see the same view of the sequence (and, cached,
+    start from the same stored position), so they run side by side; else one group each."""
+    together = views["text"] is views["speech"] and (starts is None or len(set(starts.values())) == 1)
+    return [branches] if together or len(branches) == 1 else [(b,) for b in branches]
 
 
 def _check_branches(branches: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:

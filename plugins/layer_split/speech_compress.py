@@ -7,7 +7,12 @@ per token. Here a speech frame stays visible only where the cosine classifier of
 :mod:`toolkit.speech_lm.hearing_ctc` starts emitting a token (the first frame of a run of the
 same token; blanks and repeats are hidden). Hidden frames stay in the sequence (so labels,
 caches and shapes are unchanged) but no later position attends to them, and positions are
-counted over visible tokens only, so the trunk reads a sequence as long as the spelling.
+counted over visible tokens only, so the trunk reads a sequence as long as the spelling (a
+hidden frame shares the position of the visible one before it).
+
+Only the trunk and the text branch read the compressed sequence. The speech branch sees every
+frame at its plain position: to say a word it must know which of the word's codes it has said
+already, and those are mostly frames that spell nothing new.
 
 The rule is causal (a frame's fate depends on it and the frame before), so cached decoding hides
 the same frames as a full pass.
@@ -33,6 +38,8 @@ class CompressState:
 
     visible: Tensor
     last: Tensor
+    speech_positions: Tensor | None = None
+    """The speech branch's (uncompressed) positions of the split-point states the caches keep."""
 
 
 @torch.no_grad()
@@ -67,4 +74,11 @@ def visible_positions(x: Tensor, is_speech: Tensor, keep_speech: Tensor, table: 
     return visible, spelled[:, -1], spelled
 
 
-__all__ = ["CompressState", "spelled_tokens", "visible_positions"]
+def compressed_positions(visible: Tensor, new: int) -> Tensor:
+    """Positions ``[B,new]`` of the last ``new`` of the positions ``visible[B,S]`` marks, counted
+    over visible positions only: a hidden position takes the position of the last visible one
+    before it (0 before any), so its query sits where the trunk's reading has got to."""
+    return (visible.long().cumsum(-1) - 1).clamp(min=0)[:, -new:]
+
+
+__all__ = ["CompressState", "compressed_positions", "spelled_tokens", "visible_positions"]

@@ -11,6 +11,7 @@ import torch
 import toolkit
 from toolkit.errors import ToolkitError
 from toolkit.speech_lm import speech_positions, text_positions
+from plugins.layer_split.speech_compress import visible_positions
 
 from speech_lm_helpers import N_CODES, ByteChat, assert_cached_equals_full, tiny_trunk
 
@@ -85,3 +86,44 @@ def test_snapped_speech_reads_exactly_like_its_spelling_as_text():
 def test_snap_without_compress_is_a_clear_error():
     with pytest.raises(ToolkitError, match="speech_snap needs speech_compress"):
         spelling_split(compress=False, snap=True)
+
+
+def test_the_speech_branch_sees_the_frames_the_trunk_does_not():
+    """A repeat frame (hidden) changed for another code that spells the same token leaves every
+    later text logit as it was (the trunk never sees it) but changes the speech logits after
+    it: to say a word the speech branch must see the codes of it said so far, most of which
+    spell nothing new."""
+    model = spelling_split(compress=True)
+    with torch.no_grad():
+        model.speech_embed.weight[7] = model.speech_embed.weight[A] * 2  # spells A's token too
+    same, other = grid_of([A, A, SILENT, B, C], model), grid_of([A, 7, SILENT, B, C], model)
+    with torch.no_grad():
+        for g in (same, other):
+            is_speech = g[..., 0] == model.tokens.modality_pad
+            visible = visible_positions(model.embed(g), is_speech, torch.zeros_like(is_speech),
+                                        model.embed_tokens.weight)[0]
+            assert not visible[0, 3], "precondition: frame 3 (the second code) is hidden in both grids"
+        a, b = model(same), model(other)
+    torch.testing.assert_close(a.text_logits[:, 4:], b.text_logits[:, 4:], rtol=0, atol=0)
+    assert not torch.allclose(a.speech_logits[:, 4:], b.speech_logits[:, 4:], rtol=1e-4, atol=1e-4)
+
+
+def test_branches_that_take_turns_in_cached_decoding_match_the_full_pass():
+    """Generation runs only the branch it needs; the other catches up later on stored states.
+    Under compression the two branches see the sequence differently (the speech branch every
+    frame at its plain position), and a left-padded batch must still match the full pass."""
+    model = spelling_split(compress=True, snap=True)
+    rows = [grid_of([A, A, SILENT, B, C, C, SILENT, A], model)[0], grid_of([B, SILENT, C], model)[0]]
+    width = max(len(r) for r in rows)
+    pad = text_positions([0], model.tokens)[0]
+    grid = torch.stack([torch.cat([pad.expand(width - len(r), 2), r]) for r in rows])
+    mask = torch.stack([torch.arange(width) >= width - len(r) for r in rows]).long()
+    with torch.no_grad():
+        full = model(grid, attention_mask=mask)
+        caches, prefix = model.new_caches(), 6
+        model(grid[:, :prefix], ("text",), mask[:, :prefix], caches)
+        for t in range(prefix, width):
+            branch = "speech" if t % 3 else "text"
+            out = model(grid[:, t:t + 1], (branch,), mask[:, :t + 1], caches)
+            got = getattr(out, f"{branch}_logits")[:, 0]
+            torch.testing.assert_close(got, getattr(full, f"{branch}_logits")[:, t], rtol=1e-5, atol=1e-5)

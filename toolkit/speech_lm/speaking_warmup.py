@@ -49,13 +49,15 @@ def split_states(model: nn.Module, examples: Sequence[dict], precision: torch.dt
     and its speech targets (``labels`` with every non-speech target set to -100), in the order
     of ``examples`` (they are run in batches of similar length, which changes no state).
 
-    The states are caught at the last shared block, so compression, adapters and the speech
-    reader act exactly as in the model's own forward."""
+    The states are caught where they enter the speech branch, with the positions and visibility
+    that branch sees, so compression, adapters and the speech reader act exactly as in the
+    model's own forward."""
     from toolkit.speech_lm.data import collate
     from toolkit.speech_lm.layout import SPEECH
 
     caught: dict = {}
-    hook = model.shared[-1].register_forward_hook(lambda _m, args, out: caught.update(x=out, ctx=args[1]))
+    first = model.branches["speech"].layers[0]
+    hook = first.register_forward_pre_hook(lambda _m, args: caught.update(x=args[0], ctx=args[1]))
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
     out: list = [None] * len(examples)
     try:
