@@ -3,7 +3,8 @@
 
 For a run's trained tokenizer + decoder, on held-out utterances of the run's corpus: the ASR
 judge's WER on resynthesised speech (audio -> codes -> decoder -> judge) next to its WER on
-the original audio, codebook perplexity and usage, the WER of the codes spelled by the
+the original audio (and, where the corpus names an entity per utterance, the share of
+utterances whose entity the judge hears in each), codebook perplexity and usage, the WER of the codes spelled by the
 tokenizer's own local CTC head where it has one (what the codes carry with no decoder and no
 language model; in letters, or in espeak-ng phoneme words for a phoneme head), encode and decode real-time factors
 (seconds of compute per second of audio; < 0.2 means faster than 5x real time) and the
@@ -23,8 +24,8 @@ from pathlib import Path
 import torch
 
 
-def held_out(run: Path, split: str, n: int, sample_rate: int) -> list[tuple[str, torch.Tensor]]:
-    """``(text, wav[T] at sample_rate)`` of the first ``n`` utterances of ``split``."""
+def held_out(run: Path, split: str, n: int, sample_rate: int) -> list[tuple[str, torch.Tensor, str | None]]:
+    """``(text, wav[T] at sample_rate, entity or None)`` of the first ``n`` utterances of ``split``."""
     from toolkit.data.audio import load_audio
     from toolkit.data.manifest import corpus_manifest
     from toolkit.io import read_jsonl
@@ -33,7 +34,15 @@ def held_out(run: Path, split: str, n: int, sample_rate: int) -> list[tuple[str,
     rows = [r for r in read_jsonl(corpus_manifest(corpus)) if r.get("split") == split][:n]
     if not rows:
         raise SystemExit(f"{corpus}: no '{split}' utterances")
-    return [(r["text"], load_audio(corpus / r["audio_filepath"], sample_rate)) for r in rows]
+    return [(r["text"], load_audio(corpus / r["audio_filepath"], sample_rate), r.get("entity")) for r in rows]
+
+
+def entity_rate(clips: list[tuple[str, torch.Tensor, str | None]], heard: list[str]) -> float | str:
+    """Share of the clips that name an entity whose entity is in the judge's transcript."""
+    from toolkit.evaluation import contains_answer
+
+    named = [(clip[2], h) for clip, h in zip(clips, heard) if clip[2]]
+    return sum(contains_answer(h, e) for e, h in named) / len(named) if named else "n/a"
 
 
 def first_chunk_latency(tokenizer, decoder, wav: torch.Tensor) -> tuple[float, float]:
@@ -75,12 +84,12 @@ def main() -> None:
         setattr(decoder.params, key, type(getattr(decoder.params, key))(float(value)))
     clips = held_out(run, args.split, args.n, tokenizer.sample_rate)
     judge = Judge()
-    seconds = sum(len(w) for _, w in clips) / tokenizer.sample_rate
+    seconds = sum(len(w) for _, w, _ in clips) / tokenizer.sample_rate
     t_enc = t_dec = 0.0
     resynth, spelled, counts = [], [], torch.zeros(tokenizer.codebook_size)
     can_spell = getattr(getattr(tokenizer, "params", None), "ctc", 0) > 0
     with torch.no_grad():
-        for _, wav in clips:
+        for _, wav, _ in clips:
             t = time.perf_counter()
             codes, _ = tokenizer.encode(wav[None])
             t_enc += time.perf_counter() - t
@@ -91,9 +100,10 @@ def main() -> None:
             resynth.append(decoder.decode(codes)[0][: len(wav)])
             t_dec += time.perf_counter() - t
         latency = first_chunk_latency(tokenizer, decoder, clips[0][1])
-    refs = [text for text, _ in clips]
-    wer_orig = wer(refs, judge.transcribe([w for _, w in clips], tokenizer.sample_rate))
-    wer_resynth = wer(refs, judge.transcribe(resynth, decoder.sample_rate))
+    refs = [text for text, _, _ in clips]
+    heard_orig = judge.transcribe([w for _, w, _ in clips], tokenizer.sample_rate)
+    heard_resynth = judge.transcribe(resynth, decoder.sample_rate)
+    wer_orig, wer_resynth = wer(refs, heard_orig), wer(refs, heard_resynth)
     probs = counts / counts.sum()
     perplexity = math.exp(float(-(probs * probs.clamp(min=1e-10).log()).sum()))
     spelled_key, spelled_wer = "wer_codes_spelled", "n/a"
@@ -101,7 +111,8 @@ def main() -> None:
         spelled_key = f"wer_codes_spelled_{tokenizer.ctc.labels}"
         spelled_wer = wer([tokenizer.ctc.reference(t) for t in refs], spelled, normalize=False)
     result = {"utterances": len(clips), "audio_seconds": seconds, "wer_original": wer_orig,
-              "wer_resynth": wer_resynth, spelled_key: spelled_wer, "perplexity": perplexity,
+              "wer_resynth": wer_resynth, "entity_rate_original": entity_rate(clips, heard_orig),
+              "entity_rate_resynth": entity_rate(clips, heard_resynth), spelled_key: spelled_wer, "perplexity": perplexity,
               "usage": float((counts > 0).float().mean()), "rtf_encode": t_enc / seconds,
               "rtf_decode": t_dec / seconds, "first_chunk_compute_s": latency[0],
               "first_chunk_audio_s": latency[1],

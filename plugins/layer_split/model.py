@@ -18,12 +18,13 @@ from toolkit.contracts import SplitModel
 from toolkit.errors import ToolkitError
 from toolkit.nn import AttentionContext, KVCache, positions_and_padding
 from toolkit.params import runtime
-from toolkit.speech_lm.layout import BRANCHES, SpecialTokens, SplitCaches, SplitOutput
+from toolkit.speech_lm.layout import BRANCHES, SplitCaches, SplitOutput
 from plugins.layer_split.branches import Branch, identity_copy, reinit_block, run_branches
 from plugins.layer_split.code_map import CodeMap, CodeTiedHead
 from plugins.layer_split.speech_compress import CompressState, compressed_positions, visible_positions
 from plugins.layer_split.speech_lora import SpeechLoRA
 from plugins.layer_split.speech_reader import SpeechReader
+from plugins.layer_split.vocabulary import normal, text_vocabulary
 
 SPEECH_PREFIXES = ("speech_embed.", "speech_code_map.", "speech_reader.", "speech_adapter.", "speech_lora.",
                    "branches.speech.")
@@ -110,7 +111,7 @@ class LayerSplitModel(SplitModel):
         self.rotary = trunk.rotary
         self.text_tokenizer = getattr(trunk, "text_tokenizer", None)
         gen = torch.Generator().manual_seed(params.seed)
-        self.embed_tokens, text_head, self.tokens = _text_vocabulary(trunk, params.codebook_size, gen)
+        self.embed_tokens, text_head, self.tokens = text_vocabulary(trunk, params.codebook_size, gen)
         weight = trunk.embed_tokens.weight
         dim = weight.shape[1]
         self.shared = nn.ModuleList(trunk.layers[:k])
@@ -123,7 +124,7 @@ class LayerSplitModel(SplitModel):
         speech_head.to(weight.device, weight.dtype)
         head_std = float(text_head.weight.detach().float().std())
         with torch.no_grad():
-            speech_head.weight.copy_(_normal(speech_head.weight.shape, head_std, gen))
+            speech_head.weight.copy_(normal(speech_head.weight.shape, head_std, gen))
         self.branches = nn.ModuleDict({
             "text": Branch(nn.ModuleList(top), trunk.norm, text_head),
             "speech": Branch(nn.ModuleList(speech_layers), copy.deepcopy(trunk.norm), speech_head),
@@ -132,7 +133,7 @@ class LayerSplitModel(SplitModel):
         self.speech_embed = nn.Embedding(self.tokens.speech_table_size, dim).to(weight.device, weight.dtype)
         with torch.no_grad():
             emb_std = float(weight.detach().float().std())
-            self.speech_embed.weight.copy_(_normal(self.speech_embed.weight.shape, emb_std, gen))
+            self.speech_embed.weight.copy_(normal(self.speech_embed.weight.shape, emb_std, gen))
         self.speech_lora = (SpeechLoRA(self.shared, params.speech_lora_rank, tuple(params.speech_lora_targets),
                                        params.speech_lora_alpha, gen) if params.speech_lora_rank else None)
         self.speech_code_map: CodeMap | None = None
@@ -370,44 +371,6 @@ def _check_branches(branches: tuple[str, ...] | list[str] | str) -> tuple[str, .
     if not branches:
         raise ToolkitError("branches must name at least one of 'text', 'speech'")
     return branches
-
-
-def _normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> Tensor:
-    return torch.randn(shape, generator=gen) * std
-
-
-def _text_vocabulary(trunk: nn.Module, n_codes: int,
-                     gen: torch.Generator) -> tuple[nn.Embedding, nn.Linear, SpecialTokens]:
-    """The text embedding and head, with ``sosp``/``modality_pad`` claimed from the trunk's
-    reserved tokens, or appended as two new rows (of embedding and head) when it has none."""
-    embed, head = trunk.embed_tokens, trunk.lm_head
-    vocab = embed.num_embeddings
-    reserved = [int(i) for i in (trunk.config.reserved_token_ids or ()) if 0 <= int(i) < vocab]
-    if len(reserved) >= 2:
-        tokens = SpecialTokens(reserved[0], reserved[1], n_codes, n_codes + 1, vocab, n_codes)
-        return embed, head, tokens
-    tied = head.weight is embed.weight
-    weight = embed.weight.detach()
-    std = float(weight.float().std())
-    new_embed = nn.Embedding(vocab + 2, weight.shape[1]).to(weight.device, weight.dtype)
-    with torch.no_grad():
-        new_embed.weight[:vocab] = weight
-        new_embed.weight[vocab:] = _normal((2, weight.shape[1]), std, gen)
-    new_head = nn.Linear(weight.shape[1], vocab + 2, bias=head.bias is not None)
-    new_head.to(weight.device, weight.dtype)
-    if tied:
-        new_head.weight = new_embed.weight
-    else:
-        with torch.no_grad():
-            hw = head.weight.detach()
-            new_head.weight[:vocab] = hw
-            new_head.weight[vocab:] = _normal((2, hw.shape[1]), float(hw.float().std()), gen)
-            if head.bias is not None:
-                new_head.bias[:vocab] = head.bias
-                new_head.bias[vocab:] = 0
-    tokens = SpecialTokens(vocab, vocab + 1, n_codes, n_codes + 1, vocab + 2, n_codes,
-                           appended_text_rows=(vocab, vocab + 1))
-    return new_embed, new_head, tokens
 
 
 __all__ = ["LayerSplitModel"]
