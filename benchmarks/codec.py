@@ -4,8 +4,8 @@
 For a run's trained tokenizer + decoder, on held-out utterances of the run's corpus: the ASR
 judge's WER on resynthesised speech (audio -> codes -> decoder -> judge) next to its WER on
 the original audio (and, where the corpus names an entity per utterance, the share of
-utterances whose entity the judge hears in each), codebook perplexity and usage, the WER of the codes spelled by the
-tokenizer's own local CTC head where it has one (what the codes carry with no decoder and no
+utterances whose entity the judge hears in each), codebook perplexity and usage, the WER of
+the codes spelled by the tokenizer's own local CTC head where it has one (what the codes carry with no decoder and no
 language model; in letters, or in espeak-ng phoneme words for a phoneme head), encode and decode real-time factors
 (seconds of compute per second of audio; < 0.2 means faster than 5x real time) and the
 first-chunk latency of streaming decoding. Prints a table and writes ``codec_benchmark.json``
@@ -112,7 +112,8 @@ def main() -> None:
         spelled_wer = wer([tokenizer.ctc.reference(t) for t in refs], spelled, normalize=False)
     result = {"utterances": len(clips), "audio_seconds": seconds, "wer_original": wer_orig,
               "wer_resynth": wer_resynth, "entity_rate_original": entity_rate(clips, heard_orig),
-              "entity_rate_resynth": entity_rate(clips, heard_resynth), spelled_key: spelled_wer, "perplexity": perplexity,
+              "entity_rate_resynth": entity_rate(clips, heard_resynth), spelled_key: spelled_wer,
+              "perplexity": perplexity,
               "usage": float((counts > 0).float().mean()), "rtf_encode": t_enc / seconds,
               "rtf_decode": t_dec / seconds, "first_chunk_compute_s": latency[0],
               "first_chunk_audio_s": latency[1],
