@@ -5,9 +5,10 @@ trains only the speech side; ASR / TTS examples carry the transcript through the
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from toolkit.speech_lm.data import collate
-from toolkit.speech_lm.hearing_ctc import greedy_tokens, hearing_ctc_loss, speech_frames
+from toolkit.speech_lm.hearing_ctc import frame_log_probs, greedy_tokens, hearing_ctc_loss, speech_log_probs
 from toolkit.speech_lm.module import OptimConfig, SplitLMModule
 from toolkit.speech_lm.sequences import pretraining_example
 
@@ -56,9 +57,26 @@ def test_only_the_speech_side_gets_gradients():
     assert model.embed_tokens.weight.grad is None
 
 
-def test_speech_frames_pack_each_rows_speech_positions_in_order():
-    inputs = torch.arange(2 * 5 * 1, dtype=torch.float).reshape(2, 5, 1)
-    is_speech = torch.tensor([[False, True, True, False, False], [True, False, True, True, True]])
-    frames, lengths = speech_frames(inputs, is_speech)
-    assert lengths.tolist() == [2, 4]
-    assert frames[..., 0].tolist() == [[1, 2, 0, 0], [5, 7, 8, 9]]
+def test_packed_log_probs_give_the_padded_batch_ctc_loss_and_gradient():
+    """Scoring only the real frames changes nothing: same CTC loss and input gradient as the
+    classifier run over every position of a zero-padded batch."""
+    gen = torch.Generator().manual_seed(0)
+    table = torch.randn(30, 8, generator=gen)
+    inputs = torch.randn(3, 9, 8, generator=gen, requires_grad=True)
+    is_speech = torch.zeros(3, 9, dtype=torch.bool)
+    is_speech[0, 1:8], is_speech[1, 2:5], is_speech[2, 0:9:2] = True, True, True
+    targets, target_lengths = torch.tensor([3, 7, 7, 2, 5, 4, 9, 1]), torch.tensor([4, 2, 2])
+
+    log_probs, lengths = speech_log_probs(inputs, is_speech, table)
+    packed = F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=30)
+    (packed_grad,) = torch.autograd.grad(packed, inputs)
+
+    padded = torch.zeros(3, int(lengths.max()), 8)
+    for row in range(3):
+        padded[row, : int(lengths[row])] = inputs[row][is_speech[row]]
+    reference = F.ctc_loss(frame_log_probs(padded, table).transpose(0, 1), targets, lengths, target_lengths, blank=30)
+    (reference_grad,) = torch.autograd.grad(reference, inputs)
+    assert lengths.tolist() == [7, 3, 5]
+    assert log_probs.shape == (7, 3, 31)
+    torch.testing.assert_close(packed, reference)
+    torch.testing.assert_close(packed_grad, reference_grad)

@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 
 SCALE = 32.0
 """Cosine logits range over [-32, 32]: enough for a peaked softmax over a 49k vocabulary."""
@@ -41,14 +42,17 @@ def frame_log_probs(frames: Tensor, table: Tensor, blank_logit: float | None = N
     return frame_logits(frames, table, blank_logit).log_softmax(-1)
 
 
-def speech_frames(inputs: Tensor, is_speech: Tensor) -> tuple[Tensor, Tensor]:
-    """Pack each row's speech positions: ``inputs[B,L,D]``, ``is_speech[B,L]`` ->
-    ``frames[B,T,D]`` (zero-padded) and ``lengths[B]``."""
+def speech_log_probs(inputs: Tensor, is_speech: Tensor, table: Tensor,
+                     blank_logit: float | None = None) -> tuple[Tensor, Tensor]:
+    """The classifier's log-probs at each row's speech positions, in order, laid out for
+    ``F.ctc_loss``: ``inputs[B,L,D]``, ``is_speech[B,L]`` -> ``log_probs[T,B,V+1]`` (zero past
+    each row's length) and ``lengths[B]``.
+
+    The classifier runs on the real frames only: a batch padded to its longest utterance is
+    ~40 % padding, and the cosine against the vocabulary is most of the cost."""
     lengths = is_speech.sum(1)
-    frames = inputs.new_zeros(inputs.shape[0], int(lengths.max()), inputs.shape[-1])
-    for i in range(inputs.shape[0]):
-        frames[i, : int(lengths[i])] = inputs[i][is_speech[i]]
-    return frames, lengths
+    flat = frame_log_probs(inputs[is_speech], table, blank_logit)  # [N, V + 1], row by row
+    return pad_sequence(list(flat.split(lengths.tolist()))), lengths
 
 
 def hearing_ctc_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor | None:
@@ -65,9 +69,8 @@ def hearing_ctc_loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor | Non
     if not bool(rows.any()):
         return None
     inputs = model.speech_input(ids[rows])
-    frames, frame_lengths = speech_frames(inputs, is_speech[rows])
     table = model.embed_tokens.weight
-    log_probs = frame_log_probs(frames, table).transpose(0, 1)  # [T, B, V + 1]
+    log_probs, frame_lengths = speech_log_probs(inputs, is_speech[rows], table)
     targets, target_lengths = batch["transcript"][rows], lengths[rows]
     return F.ctc_loss(log_probs, targets, frame_lengths, target_lengths, blank=table.shape[0],
                       reduction="mean", zero_infinity=True)
@@ -86,4 +89,4 @@ def greedy_tokens(model: nn.Module, codes: Tensor) -> list[int]:
     return [t for j, t in enumerate(best) if t != blank and (j == 0 or t != best[j - 1])]
 
 
-__all__ = ["hearing_ctc_loss", "greedy_tokens", "speech_frames", "frame_logits", "frame_log_probs"]
+__all__ = ["hearing_ctc_loss", "greedy_tokens", "speech_log_probs", "frame_logits", "frame_log_probs"]

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from toolkit.speech_lm.hearing_ctc import frame_log_probs, speech_frames
+from toolkit.speech_lm.hearing_ctc import speech_log_probs
 from toolkit.speech_lm.layout import speech_positions
 from toolkit.training.schedule import adamw
 
@@ -81,10 +81,10 @@ def warm_up_hearing(model: nn.Module, pairs: Sequence[tuple[Tensor, list[int]]],
         batch = rng.sample(pairs, min(batch_size, len(pairs)))
         grid = speech_grid([c for c, _ in batch], model.tokens, pad_id, drop, gen)
         is_speech = grid[..., 0] == model.tokens.modality_pad
-        frames, lengths = speech_frames(model.speech_input(grid), is_speech)
-        log_probs = frame_log_probs(frames, table[vocab], blank_logit=math.log(table.shape[0]))
+        log_probs, lengths = speech_log_probs(model.speech_input(grid), is_speech, table[vocab],
+                                              blank_logit=math.log(table.shape[0]))
         targets = [index[torch.as_tensor(t)] for _, t in batch]
-        loss = F.ctc_loss(log_probs.transpose(0, 1), torch.cat(targets), lengths,
+        loss = F.ctc_loss(log_probs, torch.cat(targets), lengths,
                           torch.tensor([len(t) for t in targets]), blank=len(vocab), zero_infinity=True)
         opt.zero_grad(set_to_none=True)
         loss.backward()
