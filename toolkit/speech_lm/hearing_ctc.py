@@ -49,8 +49,8 @@ def speech_log_probs(inputs: Tensor, is_speech: Tensor, table: Tensor,
 
     The classifier runs on the real frames only: a batch padded to its longest utterance is
     ~45 % padding, and the cosine against the vocabulary is most of the cost. The frames are
-    scattered into a batch-major grid in one ``index_put`` (``pad_sequence`` made the backward
-    two per-row copies that cost more than the padding saved)."""
+    scattered into a batch-major grid in one ``index_put``: with ``pad_sequence`` the per-row
+    copies of its backward cost more than the padding saved."""
     lengths = is_speech.sum(1)
     flat = frame_log_probs(inputs[is_speech], table, blank_logit)  # [N, V + 1], row by row
     rows = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
