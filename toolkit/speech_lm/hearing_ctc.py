@@ -53,8 +53,8 @@ def speech_log_probs(inputs: Tensor, is_speech: Tensor, table: Tensor,
     copies of its backward cost more than the padding saved."""
     lengths = is_speech.sum(1)
     flat = frame_log_probs(inputs[is_speech], table, blank_logit)  # [N, V + 1], row by row
-    rows = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
-    slots = torch.arange(len(flat)) - torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
+    rows = is_speech.nonzero(as_tuple=True)[0]
+    slots = (is_speech.cumsum(1) - 1)[is_speech]  # each frame's place among its row's frames
     grid = flat.new_zeros(len(lengths), int(lengths.max()), flat.shape[-1])
     return grid.index_put((rows, slots), flat).transpose(0, 1), lengths
 
