@@ -1,10 +1,14 @@
 """Per-machine choices, made once and explained: which precision ``precision: auto`` means here.
 
 bf16 pays off only where the hardware computes it natively: on CPUs with ``avx512_bf16`` or
-``amx_bf16`` a bf16 matmul runs 2-5x faster than fp32, on CPUs without them PyTorch emulates it
-and it runs about 3x *slower* (measured 16 against 48 GFLOP/s on a 2-core Xeon without
-avx512_bf16). So ``auto`` is ``bf16-mixed`` on such CPUs and on GPUs that support bf16, and
-``32-true`` (with denormals flushed, which :func:`toolkit.training.fit` always does) elsewhere.
+``amx_bf16`` a bf16 matmul usually runs 2-5x faster than fp32, on CPUs without them PyTorch
+emulates it and it runs about 3x *slower* (measured 16 against 48 GFLOP/s on a 2-core Xeon without
+avx512_bf16). The flag alone is not enough: on a 2-core Xeon with ``avx512_bf16`` and no AMX, bf16
+matmuls ran at 0.5-0.6x of fp32 (211-216 against 340-410 GFLOP/s). So on a CPU with the flags
+``auto`` times one matmul of the trunk's shape in both types (about a second, once per process)
+and is ``bf16-mixed`` only where bf16 is the faster; it is ``bf16-mixed`` on GPUs that support
+bf16, and ``32-true`` (with denormals flushed, which :func:`toolkit.training.fit` always does)
+elsewhere.
 
 ``ONEDNN_MAX_CPU_ISA`` caps the instructions oneDNN (PyTorch's CPU matmul library) may use; a
 cap below the bf16 ones (e.g. ``AVX512_CORE``) makes a bf16 CPU behave like one without, and
@@ -87,13 +91,38 @@ def cpu_kind() -> str:
     return "amx" if "amx_bf16" in cpu_flags() else "avx512_bf16"
 
 
+TRUNK_MATMUL = (2048, 576, 1536)
+"""``(rows, inner, cols)`` of the matmul :func:`bf16_pays` times: 2048 tokens through the first
+MLP projection of a SmolLM2-135M-sized trunk (hidden 576, MLP 1536)."""
+
+
+@lru_cache(maxsize=1)
+def cpu_matmul_speeds() -> tuple[float, float]:
+    """``(fp32, bf16)`` GFLOP/s of this CPU on the :data:`TRUNK_MATMUL` shape (measured once)."""
+    return matmul_gflops(torch.float32, TRUNK_MATMUL), matmul_gflops(torch.bfloat16, TRUNK_MATMUL)
+
+
+def bf16_pays(accelerator: Any = "cpu") -> tuple[bool, str]:
+    """``(faster, reason)``: whether bf16 is native on the device a Trainer with ``accelerator``
+    uses *and*, on a CPU, measured faster than fp32 (:func:`cpu_matmul_speeds`)."""
+    native, why = native_bf16(accelerator)
+    if not native or _uses_gpu(accelerator):
+        return native, why
+    fp32, bf16 = cpu_matmul_speeds()
+    speeds = f"bf16 matmuls at {bf16 / fp32:.2f}x of fp32 ({bf16:.0f} against {fp32:.0f} GFLOP/s)"
+    if bf16 < fp32:
+        return False, f"{why}, but measured {speeds}"
+    return True, f"{why}, {speeds}"
+
+
 def resolve_precision(precision: Any, accelerator: Any = "cpu") -> tuple[Any, str]:
     """``(precision, reason)``: ``"auto"`` becomes ``"bf16-mixed"`` where bf16 is native and
-    ``"32-true"`` elsewhere; any other value is returned as given."""
+    faster than fp32 (:func:`bf16_pays`) and ``"32-true"`` elsewhere; any other value is
+    returned as given."""
     if precision != AUTO:
         return precision, "set in the recipe"
-    native, why = native_bf16(accelerator)
-    return ("bf16-mixed" if native else "32-true"), why
+    faster, why = bf16_pays(accelerator)
+    return ("bf16-mixed" if faster else "32-true"), why
 
 
 def resolve_trainer(trainer: dict[str, Any] | None) -> dict[str, Any]:
@@ -118,13 +147,14 @@ def describe_choices(trainer: dict[str, Any] | None) -> str:
     return line
 
 
-def matmul_gflops(dtype: torch.dtype, size: int = 1024, seconds: float = 0.5) -> float:
-    """Throughput of a ``[size, size] @ [size, size]`` matmul in ``dtype`` on the CPU, with the
-    current thread count (GFLOP/s): the fastest of the products timed over ``seconds``, since
-    on a shared machine other work only ever slows a product down (the mean varied 77-156
-    GFLOP/s between calls on one 2-core VM)."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
+def matmul_gflops(dtype: torch.dtype, size: int | tuple[int, int, int] = 1024, seconds: float = 0.5) -> float:
+    """Throughput of a ``[m, k] @ [k, n]`` matmul in ``dtype`` on the CPU (``size`` is ``(m, k,
+    n)``, or one number for a square product), with the current thread count (GFLOP/s): the
+    fastest of the products timed over ``seconds``, since on a shared machine other work only
+    ever slows a product down (the mean varied 77-156 GFLOP/s between calls on one 2-core VM)."""
+    m, k, n = (size, size, size) if isinstance(size, int) else size
+    a = torch.randn(m, k).to(dtype)
+    b = torch.randn(k, n).to(dtype)
     a @ b
     fastest, count, start = float("inf"), 0, time.perf_counter()
     while count < 3 or time.perf_counter() - start < seconds:
@@ -132,4 +162,4 @@ def matmul_gflops(dtype: torch.dtype, size: int = 1024, seconds: float = 0.5) ->
         a @ b
         fastest = min(fastest, time.perf_counter() - begin)
         count += 1
-    return 2 * size**3 / fastest / 1e9
+    return 2 * m * k * n / fastest / 1e9

@@ -12,19 +12,22 @@ from toolkit.timing import JobClock, PartTimes, format_duration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("flags, cap, expected", [
-    ({"avx512f", "avx512_bf16"}, "", "bf16-mixed"),
-    ({"avx512f", "amx_bf16", "amx_tile"}, "", "bf16-mixed"),
-    ({"avx512f", "avx2"}, "", "32-true"),                       # emulated bf16: ~3x slower
-    ({"avx512f", "avx512_bf16"}, "AVX512_CORE", "32-true"),     # oneDNN kept off bf16
-    ({"avx512f", "avx512_bf16"}, "avx512_core_bf16", "bf16-mixed"),
+@pytest.mark.parametrize("flags, cap, speeds, expected", [
+    ({"avx512f", "avx512_bf16"}, "", (200, 430), "bf16-mixed"),          # an EPYC: bf16 2.2x
+    ({"avx512f", "amx_bf16", "amx_tile"}, "", (300, 1500), "bf16-mixed"),
+    ({"avx512f", "avx512_bf16"}, "", (410, 211), "32-true"),            # a Xeon: flag, yet bf16 0.5x
+    ({"avx512f", "avx2"}, "", (90, 1), "32-true"),                      # emulated bf16: ~3x slower
+    ({"avx512f", "avx512_bf16"}, "AVX512_CORE", (200, 430), "32-true"),  # oneDNN kept off bf16
+    ({"avx512f", "avx512_bf16"}, "avx512_core_bf16", (200, 430), "bf16-mixed"),
 ])
-def test_auto_precision_follows_native_bf16(monkeypatch: pytest.MonkeyPatch, flags, cap,
-                                            expected) -> None:
+def test_auto_precision_follows_native_and_measured_bf16(monkeypatch: pytest.MonkeyPatch, flags, cap,
+                                                         speeds, expected) -> None:
     monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(machine, "cpu_matmul_speeds", lambda: speeds)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     precision, why = machine.resolve_precision("auto", "cpu")
     assert precision == expected and why
+    assert ("measured" in why) == (speeds == (410, 211))  # the reason says when the timing overruled the flag
     assert machine.resolve_precision("16-mixed", "cpu")[0] == "16-mixed"  # explicit is kept
     assert machine.resolve_trainer({"precision": "auto", "devices": 1}) == {
         "precision": expected, "devices": 1}
