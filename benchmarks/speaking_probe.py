@@ -1,7 +1,7 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
 [--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--vocab N] [--uncompressed] [--by-word]
 [--speech-init aligned] [--head-code-map] [--name-drill K] [--speech-dropout P] [--word-alone]
-[--memorised N] [--no-read]``.
+[--memorised N] [--house-voice] [--no-read]``.
 
 Does the speech branch of a trained run say the text it is given, or speech of its own? It
 trains the speech branch and head alone on text-to-speech (every transcribed training
@@ -29,6 +29,10 @@ as often as a sentence: a name is otherwise trained about 16 times against ~900 
 the branch trains, so it must say a word from its text more than from the codes before it.
 ``--word-alone`` (with ``--by-word``) trains and reads every word as its own example, with no
 sentence around it: a name learnt in one sentence then has no other sentence to be said in.
+``--house-voice`` trains on the same training sentences re-synthesised by one speaker (under
+``RUN/probes/tts_house``) instead of the corpus's many: does one voice make a word's codes, and
+so reading, more predictable? (Compare its phoneme PER and judge WER with a run without it; its
+text-dependence CE is on held-out speakers, so it also pays for the change of voice.)
 """
 
 from __future__ import annotations
@@ -226,6 +230,8 @@ def arguments() -> argparse.Namespace:
                         help="while training, zero each input speech code's split-point state with probability P")
     parser.add_argument("--word-alone", action="store_true",
                         help="with --by-word: train and read each word as its own example, with no sentence")
+    parser.add_argument("--house-voice", action="store_true",
+                        help="train on the training sentences re-synthesised in one house voice, not the corpus speakers")
     parser.add_argument("--memorised", type=int, default=0,
                         help="also read N training sentences with a name aloud (phoneme head only)")
     parser.add_argument("--no-read", action="store_true", help="skip reading aloud (text dependence only)")
@@ -240,10 +246,10 @@ def main() -> None:
     from toolkit import load
     from toolkit.evaluation.ladder import ladder_utterances
     from toolkit.io import read_jsonl
-    from toolkit.machine import native_bf16
+    from toolkit.machine import bf16_pays
 
     torch.manual_seed(args.seed)
-    precision = torch.bfloat16 if native_bf16()[0] else None
+    precision = torch.bfloat16 if bf16_pays()[0] else None
     lm = (fresh_model(args.run) if args.stage == "fresh" else load(args.run, args.stage)).eval()
     model, corpus = lm.model, args.run / "corpus"
     if args.uncompressed:
@@ -260,9 +266,15 @@ def main() -> None:
         from speaking_data import name_utterances
 
         drill = name_utterances(drill_root, corpus_names(corpus))
+    train = [u for u in rows if u.get("split") == "train" and u.get("text")]
+    house_root, house = args.run / "probes" / "tts_house", []
+    if args.house_voice:  # the same sentences, all said by one speaker
+        from speaking_data import HOUSE_VOICE, house_utterances
+
+        train = house = house_utterances(house_root, [u["text"] for u in train], "h", HOUSE_VOICE)
     codes = codes_of(lm, args.run, {corpus: rows, **({extra_root: extra} if extra else {}),
-                                    **({drill_root: drill} if drill else {})})
-    train = [u for u in rows if u.get("split") == "train" and u.get("text")] + extra
+                                    **({drill_root: drill} if drill else {}), **({house_root: house} if house else {})})
+    train = train + extra
     held = ladder_utterances(corpus, args.split, args.n)
     train, held = [u for u in train if u["id"] in codes], [u for u in held if u["id"] in codes]
     if not held:
@@ -299,7 +311,8 @@ def main() -> None:
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
               "extra": args.extra, "vocab": args.vocab, "by_word": args.by_word, "speech_init": args.speech_init,
               "head_code_map": args.head_code_map, "memorised": args.memorised, "name_drill": args.name_drill,
-              "speech_dropout": args.speech_dropout, "word_alone": args.word_alone, "train_utterances": len(train),
+              "speech_dropout": args.speech_dropout, "word_alone": args.word_alone, "house_voice": args.house_voice,
+              "train_utterances": len(train),
               "train_items": len(items),
               "train_ce": final, "before": before, "after": after}
     if not args.no_read:
