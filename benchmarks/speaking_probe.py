@@ -1,5 +1,5 @@
 """The quick speaking probe: ``python benchmarks/speaking_probe.py [--run RUN_DIR] [--stage STAGE]
-[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--vocab N] [--uncompressed] [--by-word]
+[--split val] [--n 60] [--steps 600] [--lr 1e-3] [--extra N] [--vocab N] [--no-extra-names] [--uncompressed] [--by-word]
 [--speech-init aligned] [--head-code-map] [--name-drill K] [--speech-dropout P] [--word-alone]
 [--memorised N] [--house-voice] [--no-read]``.
 
@@ -113,15 +113,16 @@ def fresh_model(run: Path):
     return SpeechLM(split.eval(), trunk.eval(), tokenizer, decoder, nodes, f"{run} (fresh)")
 
 
-def extra_rows(run: Path, count: int, words: list[str] | None) -> tuple[Path, list[dict]]:
-    """``count`` extra house-voice training utterances for ``run`` (after the named sentences,
-    strings of ``words`` where given) and the folder their audio paths are relative to
-    (``RUN/probes/tts_extra``)."""
+def extra_rows(run: Path, count: int, words: list[str] | None, names: bool = True) -> tuple[Path, list[dict]]:
+    """``count`` extra house-voice training utterances for ``run`` (the corpus's names in training
+    carriers unless ``names`` is false, then strings of ``words`` where given) and the folder their
+    audio paths are relative to (``RUN/probes/tts_extra``)."""
     from toolkit.evaluation.phonemes import corpus_names
     from speaking_data import extra_utterances
 
     root = run / "probes" / "tts_extra"
-    return root, (extra_utterances(root, corpus_names(run / "corpus"), count, words=words) if count else [])
+    said = corpus_names(run / "corpus") if names else []
+    return root, (extra_utterances(root, said, count, words=words) if count else [])
 
 
 def codes_of(lm, run: Path, groups: dict[Path, list[dict]]) -> dict:
@@ -214,6 +215,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--vocab", type=int, default=0,
                         help="with --extra: after the named sentences, strings of the trunk's N most "
                              "frequent words instead of grammar sentences")
+    parser.add_argument("--no-extra-names", action="store_true",
+                        help="with --extra: no named sentences, only the grammar or --vocab strings")
     parser.add_argument("--uncompressed", action="store_true", help="switch off speech_compress / speech_snap")
     parser.add_argument("--by-word", action="store_true",
                         help="word-interleaved TTS (task tts_words): each word's text, then its speech; "
@@ -259,7 +262,8 @@ def main() -> None:
         from speaking_data import frequent_words
 
         words = frequent_words(model.text_tokenizer, args.vocab)
-    extra_root, extra = extra_rows(args.run, args.extra, words if args.vocab else None)
+    extra_root, extra = extra_rows(args.run, args.extra, words if args.vocab else None,
+                                   names=not args.no_extra_names)
     drill_root, drill = args.run / "probes" / "tts_names", []
     if args.name_drill:
         from toolkit.evaluation.phonemes import corpus_names
@@ -309,7 +313,8 @@ def main() -> None:
     print_ce(before, after)
     record = {"run": str(args.run), "stage": args.stage, "split": args.split, "n": len(held),
               "steps": args.steps, "lr": args.lr, "seed": args.seed, "uncompressed": args.uncompressed,
-              "extra": args.extra, "vocab": args.vocab, "by_word": args.by_word, "speech_init": args.speech_init,
+              "extra": args.extra, "vocab": args.vocab, "extra_names": not args.no_extra_names,
+              "by_word": args.by_word, "speech_init": args.speech_init,
               "head_code_map": args.head_code_map, "memorised": args.memorised, "name_drill": args.name_drill,
               "speech_dropout": args.speech_dropout, "word_alone": args.word_alone, "house_voice": args.house_voice,
               "train_utterances": len(train),

@@ -95,6 +95,7 @@ def test_every_stage_completes_and_reports(run_dir: Path) -> None:
     assert warmup["steps"] == 20 and 0 < warmup["word_by_word"] <= warmup["utterances"]
     assert warmup["words_alone"] and warmup["examples"] > warmup["utterances"]  # a placed sentence: one per word
     assert warmup["at"] == "end"  # after the stage's LM steps, so they cannot overwrite it
+    assert warmup["vocabulary_strings"] == 6 and warmup["vocabulary_examples"] > 6  # cut into words said alone
     retention = report["retention"]
     assert retention["stage1"]["perplexity"] == retention["original"]["perplexity"]  # frozen text side
     assert (run_dir / "eval" / "report.md").read_text().startswith("# Evaluation")

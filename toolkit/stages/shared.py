@@ -67,6 +67,12 @@ class LMStageParams:
     """Speaking warm-up on each word alone (its text, then its codes; no sentence around it):
     a branch trained on whole sentences memorises them and says a name learnt in one sentence
     wrongly in another. Read back with ``stage_args.eval.read_by_word: alone``."""
+    speaking_vocabulary: int = 0
+    """Strings of the trunk's commonest words, spoken in one house voice, that the speaking
+    warm-up reads besides the corpus (0: none; :mod:`toolkit.data.vocabulary`): a corpus grammar
+    says a few hundred words, and a held-out sentence comes out wrong at the words never heard."""
+    speaking_vocabulary_words: int = 5000
+    """How many of the trunk tokenizer's commonest words those strings draw from."""
     frozen: list[str] = field(default_factory=list)
     """Parameter-name prefixes held fixed in this stage's LM training (after any hearing
     warm-up), e.g. ``[speech_embed., speech_reader.]``: a warmed-up reader keeps its spelling
@@ -216,7 +222,7 @@ def pretraining_data(ctx, model: nn.Module, tokenizer: nn.Module, params: LMStag
     if params.speaking_warmup > 0 and params.speaking_warmup_at == "start":
         from toolkit.stages.speaking import warm_up_speaking
 
-        warm_up_speaking(ctx, model, train, cache, getattr(tokenizer, "word_spans", None), params)
+        warm_up_speaking(ctx, model, tokenizer, train, cache, params)
     examples = data.pretraining_examples(utterances, cache.get, model.text_tokenizer, model.tokens,
                                          params.tasks, f"{ctx.seed}-{ctx.name}",
                                          text_targets=text_targets, targeted=params.targeted,
@@ -242,8 +248,7 @@ def speaking_warmup_at_end(ctx, tokenizer: nn.Module, params: LMStageParams,
         if then is not None:
             then(model)
         utterances, cache = encoded_utterances(ctx, tokenizer, params)
-        warm_up_speaking(ctx, model, transcribed_train(utterances), cache,
-                         getattr(tokenizer, "word_spans", None), params)
+        warm_up_speaking(ctx, model, tokenizer, transcribed_train(utterances), cache, params)
 
     return finish
 

@@ -1,5 +1,6 @@
 """An LM stage's speaking warm-up (``stage_args.<stage>.speaking_warmup: N``): the stage's model
-reads its transcribed training utterances aloud, trained on the speech branch alone
+reads its transcribed training utterances aloud (and, with ``speaking_vocabulary: N``, N strings
+of common words in one house voice), trained on the speech branch alone
 (:mod:`toolkit.speech_lm.speaking_warmup`), before the stage's LM training starts or, with
 ``speaking_warmup_at: end``, after it."""
 
@@ -45,17 +46,38 @@ def reading_examples(model: nn.Module, train: list[dict], cache, spans_of: Calla
     return out, by_word
 
 
-def warm_up_speaking(ctx: StageContext, model: nn.Module, train: list[dict], cache,
-                     spans_of: Callable | None, params) -> None:
-    """Train the speech branch of ``model`` on reading ``train`` aloud for
-    ``params.speaking_warmup`` steps, with a progress bar; its numbers in ``speaking_warmup.json``."""
+def vocabulary_examples(ctx: StageContext, model: nn.Module, tokenizer: nn.Module, params) -> tuple[list[dict], int]:
+    """Reading examples of ``params.speaking_vocabulary`` strings of the trunk's commonest words
+    (:mod:`toolkit.data.vocabulary`), spoken under ``RUN/cache/speaking_vocabulary`` and encoded
+    into the run's speech-code cache (both reused by later stages), and how many strings."""
+    from toolkit.data.token_cache import build_token_cache
+    from toolkit.data.vocabulary import vocabulary_utterances
+
+    root = ctx.run_dir / "cache" / "speaking_vocabulary"
+    rows = vocabulary_utterances(root, model.text_tokenizer, params.speaking_vocabulary,
+                                 params.speaking_vocabulary_words, ctx.seed)
+    cache = build_token_cache(tokenizer, rows, root, ctx.run_dir / "cache" / "speech_codes", params.encode_batch_size)
+    rows = [u for u in rows if str(u["id"]) in cache]
+    examples, _ = reading_examples(model, rows, cache, getattr(tokenizer, "word_spans", None),
+                                   params.speaking_warmup_alone)
+    return examples, len(rows)
+
+
+def warm_up_speaking(ctx: StageContext, model: nn.Module, tokenizer: nn.Module, train: list[dict], cache,
+                     params) -> None:
+    """Train the speech branch of ``model`` on reading ``train`` (and ``params.speaking_vocabulary``
+    strings of common words) aloud for ``params.speaking_warmup`` steps, with a progress bar; its
+    numbers in ``speaking_warmup.json``."""
     from rich.progress import Progress
 
     from toolkit.io import write_json
     from toolkit.speech_lm.speaking_warmup import split_states, train_branch
 
     started, precision = time.time(), branch_precision(ctx)
+    spans_of = getattr(tokenizer, "word_spans", None)
     examples, by_word = reading_examples(model, train, cache, spans_of, params.speaking_warmup_alone)
+    extra, strings = vocabulary_examples(ctx, model, tokenizer, params) if params.speaking_vocabulary > 0 else ([], 0)
+    examples += extra
     was_training = model.training
     model.eval()
     items = split_states(model, [e for e in examples if len(e["input_ids"]) <= params.max_seq_len], precision)
@@ -68,10 +90,12 @@ def warm_up_speaking(ctx: StageContext, model: nn.Module, train: list[dict], cac
     alone = params.speaking_warmup_alone
     write_json(ctx.work_dir / "speaking_warmup.json", {
         "steps": steps, "utterances": len(train), "examples": len(items), "word_by_word": by_word,
-        "words_alone": alone, "at": params.speaking_warmup_at, "final_loss": loss, "seconds": round(time.time() - started, 1)})
+        "words_alone": alone, "vocabulary_strings": strings, "vocabulary_examples": len(extra),
+        "at": params.speaking_warmup_at, "final_loss": loss, "seconds": round(time.time() - started, 1)})
     print(f"{ctx.name}: speaking warm-up, {steps} steps on {len(items)} "
           f"{'words said alone' if alone else 'utterances'}"
-          f"{f' ({by_word} utterances word by word)' if by_word else ''}, speech CE {loss:.3f}")
+          f"{f' ({by_word} utterances word by word)' if by_word else ''}"
+          f"{f', {strings} strings of common words' if strings else ''}, speech CE {loss:.3f}")
 
 
-__all__ = ["warm_up_speaking", "reading_examples", "branch_precision"]
+__all__ = ["warm_up_speaking", "reading_examples", "vocabulary_examples", "branch_precision"]
