@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from toolkit.data.vocabulary import HOUSE_VOICE, frequent_words, house_utterances, word_strings
+from toolkit.data.vocabulary import HOUSE_VOICE, house_utterances, word_strings
 
 
 def extra_texts(names: list[str], count: int, seed: int = 1000, words: list[str] | None = None) -> list[str]:
@@ -41,4 +41,4 @@ def name_utterances(root: Path, names: list[str], voice: tuple[str, int, int] = 
     return house_utterances(root, [f"{name}." for name in names], "n", voice)
 
 
-__all__ = ["HOUSE_VOICE", "extra_texts", "extra_utterances", "frequent_words", "name_utterances"]
+__all__ = ["extra_texts", "extra_utterances", "name_utterances"]

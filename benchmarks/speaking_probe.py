@@ -259,7 +259,7 @@ def main() -> None:
         model.params.speech_compress = model.params.speech_snap = False
     rows = read_jsonl(corpus / "utterances.jsonl")
     if args.vocab:
-        from speaking_data import frequent_words
+        from toolkit.data.vocabulary import frequent_words
 
         words = frequent_words(model.text_tokenizer, args.vocab)
     extra_root, extra = extra_rows(args.run, args.extra, words if args.vocab else None,
@@ -273,7 +273,7 @@ def main() -> None:
     train = [u for u in rows if u.get("split") == "train" and u.get("text")]
     house_root, house = args.run / "probes" / "tts_house", []
     if args.house_voice:  # the same sentences, all said by one speaker
-        from speaking_data import HOUSE_VOICE, house_utterances
+        from toolkit.data.vocabulary import HOUSE_VOICE, house_utterances
 
         train = house = house_utterances(house_root, [u["text"] for u in train], "h", HOUSE_VOICE)
     codes = codes_of(lm, args.run, {corpus: rows, **({extra_root: extra} if extra else {}),
