@@ -37,6 +37,21 @@ def test_frequent_words_are_the_first_word_pieces_with_a_vowel(small_bpe):
     assert [len(s.split()) for s in strings] == [2, 2, 2] and all(s.endswith(".") for s in strings)
 
 
+def test_word_strings_say_every_word_equally_often():
+    """Words are dealt from shuffled decks: 1000 strings of 5-9 of 300 words say each word within
+    one time of every other (independent draws spread them from about 10 to 35 times)."""
+    from collections import Counter
+
+    from toolkit.data.vocabulary import word_strings
+
+    words = [f"w{i}" for i in range(300)]
+    strings = word_strings(random.Random(3), words, 1000)
+    counts = Counter(w.strip(".").lower() for s in strings for w in s.split())
+    assert set(counts) == set(words) and max(counts.values()) - min(counts.values()) <= 1
+    assert {len(s.split()) for s in strings} == set(range(5, 10))
+    assert word_strings(random.Random(4), words, 1000) != strings
+
+
 def test_vocabulary_utterances_say_common_words_and_reuse_their_audio(tmp_path, small_bpe):
     """Strings of the commonest words only, spoken (durations grow with the words said), the same
     rows from the same seed without synthesising again, and nothing for a count of 0."""
