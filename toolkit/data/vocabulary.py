@@ -40,8 +40,8 @@ def word_strings(rng: random.Random, words: list[str], count: int, length: tuple
     """``count`` strings of ``length`` ``words`` each, as sentences ("Over card maybe ...").
 
     Words are dealt from shuffled decks of the whole list, so every word is said equally often
-    (counts differ by at most one). Drawn independently, a word among 5000 heard ~3.4 times on
-    average is heard once or twice in a fifth of the draws, and the reader misreads it."""
+    (counts differ by at most one). Drawn independently, 5000 words said ~3.4 times each on
+    average leave about a third of them said at most twice, and the reader misreads those."""
     out: list[str] = []
     deck: list[str] = []
     for _ in range(count):
